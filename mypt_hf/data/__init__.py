@@ -1,0 +1,1 @@
+"""Episode data: schema, generators, mixing, preparation and packing."""
