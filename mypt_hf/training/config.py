@@ -1,0 +1,149 @@
+"""MyPTSFTConfig: TRL's SFTConfig with the original MyPT SFT defaults and MyPT's extra knobs.
+
+Defaults follow the original trainer (reference §6): AdamW betas (0.9, 0.95), weight decay 0.05 on
+>=2-D non-embedding weights only (the grouping itself lives in the trainer), warmup then cosine decay to
+10 % of the peak learning rate, gradient clipping 1.0, bf16 where the GPU supports it and fp32 elsewhere.
+The data arrives already tokenized, masked and packed (``mypt_hf.data.prepare``), so TRL's own dataset
+preparation, packing and padding-free paths are switched off.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional
+
+import torch
+from trl import SFTConfig
+
+from ..errors import MyPTInputError
+
+logger = logging.getLogger(__name__)
+
+
+def _bf16_supported() -> bool:
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
+@dataclass
+class MyPTSFTConfig(SFTConfig):
+    """SFTConfig with MyPT's defaults and fields.
+
+    Extra fields: ``coverage`` (passes over the training rows; sets ``max_steps`` when it is not given),
+    ``freeze_layers`` (freeze the first N decoder blocks), ``freeze_embeddings`` (token embedding and the
+    tied head; works with RoPE), ``eval_prompts_file`` (JSON with a ``prompts`` {name: prompt} object, each
+    generated greedily with and without the KV cache at every evaluation), ``eval_max_new_tokens`` and
+    ``init_from_model`` (a saved model directory to start from).
+    """
+
+    # --- MyPT fields -------------------------------------------------------------------------------
+    coverage: Optional[float] = field(
+        default=None,
+        metadata={"help": "Passes over the training rows (epochs of packed blocks). Sets max_steps from the prepared "
+                          "dataset when max_steps is not given (-1)."})
+    freeze_layers: int = field(default=0, metadata={"help": "Freeze the first N decoder blocks."})
+    freeze_embeddings: bool = field(
+        default=False, metadata={"help": "Freeze the token embedding (and the tied output head)."})
+    eval_prompts_file: Optional[str] = field(
+        default=None,
+        metadata={"help": "JSON file with a 'prompts' {name: prompt} object (raw prompts ending in <myPT_assistant>, "
+                          "or {'user': ...} objects); each is generated greedily with and without the KV cache at every "
+                          "evaluation."})
+    eval_max_new_tokens: int = field(default=64, metadata={"help": "New tokens per eval prompt."})
+    init_from_model: Optional[str] = field(
+        default=None, metadata={"help": "Saved model directory (save_pretrained layout) to fine-tune from."})
+
+    # --- Defaults that differ from TRL / transformers -------------------------------------------
+    learning_rate: float = field(default=7e-5, metadata={"help": "Peak learning rate."})
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1."})
+    adam_beta2: float = field(default=0.95, metadata={"help": "AdamW beta2 (MyPT uses 0.95)."})
+    weight_decay: float = field(
+        default=0.05, metadata={"help": "Weight decay on >=2-D non-embedding weights (none on norms/biases/embeddings)."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
+    lr_scheduler_type: str = field(default="cosine_with_min_lr", metadata={"help": "LR schedule."})
+    lr_scheduler_kwargs: Any = field(
+        default_factory=lambda: {"min_lr_rate": 0.1},
+        metadata={"help": "Schedule kwargs; min_lr_rate 0.1 = cosine decay to 10% of the peak."})
+    # TRL defaults gradient checkpointing on; small MyPT models do not need it and it costs time.
+    activation_checkpointing: Optional[bool] = field(default=None, metadata={"help": "Activation checkpointing (default off)."})
+    gradient_checkpointing: Optional[bool] = field(
+        default=None, metadata={"help": "Deprecated alias of activation_checkpointing."})
+    # None -> bf16 where the GPU supports it, fp32 on CPU (TRL's None means True and crashes on CPU).
+    bf16: Optional[bool] = field(default=None, metadata={"help": "bf16 mixed precision (None = if supported)."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
+    report_to: Any = field(default="none", metadata={"help": "Trackers to report to."})
+    packing: bool = field(default=False, metadata={"help": "Must stay False: data is packed by mypt_hf.data.prepare."})
+    padding_free: bool = field(default=False, metadata={"help": "Must stay False: the packing collator is used."})
+    dataset_kwargs: Optional[Dict[str, Any]] = field(
+        default_factory=lambda: {"skip_prepare_dataset": True},
+        metadata={"help": "Kept at skip_prepare_dataset=True: datasets arrive prepared."})
+    save_only_model: bool = field(default=False, metadata={"help": "Keep optimizer state in checkpoints (resume)."})
+
+    def __post_init__(self) -> None:
+        if self.bf16 is None:
+            self.bf16 = _bf16_supported()
+        elif self.bf16 and not _bf16_supported():
+            # Never crash on a CPU-only machine because a GPU config asked for bf16.
+            logger.warning("bf16 requested but not supported here; training in fp32.")
+            self.bf16 = False
+        if self.fp16 and not torch.cuda.is_available():
+            logger.warning("fp16 requested without CUDA; training in fp32.")
+            self.fp16 = False
+        if not torch.cuda.is_available():
+            self.use_cpu = True
+        if self.packing or self.padding_free:
+            raise MyPTInputError("MyPTSFTConfig: packing/padding_free must be False; pack with mypt_hf.data.prepare "
+                                 "(--pack_block_size) and the PackedEpisodeCollator instead", field="packing")
+        kwargs = dict(self.dataset_kwargs or {})
+        kwargs["skip_prepare_dataset"] = True
+        self.dataset_kwargs = kwargs
+        if self.freeze_layers < 0:
+            raise MyPTInputError(f"freeze_layers must be >= 0, got {self.freeze_layers}", field="freeze_layers")
+        if self.coverage is not None and self.coverage <= 0:
+            raise MyPTInputError(f"coverage must be > 0, got {self.coverage}", field="coverage")
+        super().__post_init__()
+
+    def steps_for_coverage(self, num_train_rows: int, world_size: Optional[int] = None) -> int:
+        """Optimizer steps for ``coverage`` passes over ``num_train_rows`` rows at the global batch size."""
+        if self.coverage is None:
+            raise ValueError("coverage is not set")
+        world = world_size if world_size is not None else max(1, self.world_size)
+        global_batch = self.per_device_train_batch_size * self.gradient_accumulation_steps * world
+        return max(1, math.ceil(self.coverage * num_train_rows / global_batch))
+
+
+def resolve_max_steps(args: MyPTSFTConfig, metadata: Mapping[str, Any], num_train_rows: Optional[int] = None) -> int:
+    """Set ``args.max_steps`` from ``args.coverage`` and the prepared dataset when ``max_steps`` is not given.
+
+    The training-row count comes from the prepared dataset's metadata (``num_train_rows``, ``train_rows`` or
+    ``splits.train.rows``), else from ``num_train_rows``. Returns the resulting max_steps (-1 = epochs decide).
+    """
+    if args.max_steps is not None and args.max_steps > 0:
+        return args.max_steps
+    if args.coverage is None:
+        return args.max_steps
+    rows = _train_rows_from_metadata(metadata)
+    if rows is None:
+        rows = num_train_rows
+    if not rows:
+        raise MyPTInputError("cannot derive max_steps from coverage: the prepared dataset metadata has no training-row "
+                             "count and no dataset was given", field="coverage")
+    args.max_steps = args.steps_for_coverage(int(rows))
+    return args.max_steps
+
+
+def _train_rows_from_metadata(metadata: Mapping[str, Any]) -> Optional[int]:
+    for key in ("num_train_rows", "train_rows", "n_train_rows", "num_train_blocks"):
+        if isinstance(metadata.get(key), int):
+            return metadata[key]
+    splits = metadata.get("splits")
+    if isinstance(splits, Mapping):
+        train = splits.get("train")
+        if isinstance(train, Mapping):
+            for key in ("rows", "num_rows", "n_rows", "blocks"):
+                if isinstance(train.get(key), int):
+                    return train[key]
+        elif isinstance(train, int):
+            return train
+    return None
