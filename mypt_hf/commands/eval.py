@@ -1,0 +1,81 @@
+"""`mypt-hf eval`: the Phase 3a evaluation gate (the original's scripts/eval/sft_eval_suite.py)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Run the Phase 3a eval suite (buckets A-E) on a model dir; exit 1 when a gated bucket misses its threshold."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model directory (save_pretrained output)")
+    parser.add_argument("--tokenizer", default=None,
+                        help="tokenizer spec (default: the tokenizer saved in --model)")
+    parser.add_argument("--output", default=None, help="write the JSON report here")
+    parser.add_argument("--buckets", default=None,
+                        help="comma-separated buckets to run: letters A-E or names (default: all)")
+    parser.add_argument("--use_val_templates", action="store_true",
+                        help="operator bucket: the generator's validation templates instead of the reserved ones")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--max_new_tokens", type=int, default=64)
+    parser.add_argument("--threshold", action="append", default=[], metavar="BUCKET=RATE",
+                        help="override a gate, e.g. --threshold E=0.8 (repeatable)")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("-v", "--verbose", action="store_true", help="list every item with prompt, expected, generated")
+
+
+def _parse_thresholds(values):
+    from mypt_hf.errors import MyPTInputError
+
+    thresholds = {}
+    for value in values:
+        name, sep, rate = value.partition("=")
+        try:
+            thresholds[name.strip()] = float(rate)
+        except ValueError:
+            sep = ""
+        if not sep or not 0.0 <= thresholds.get(name.strip(), -1) <= 1.0:
+            raise MyPTInputError(f"bad --threshold {value!r}; expected BUCKET=RATE with RATE in [0, 1]",
+                                 field="threshold")
+    return thresholds
+
+
+def load_model_and_tokenizer(model_dir: str, tokenizer_spec=None, device=None):
+    """Load a MyPT (or any causal LM) model dir and its tokenizer for evaluation."""
+    from pathlib import Path
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    import mypt_hf  # noqa: F401  (registers MyPT with the Auto classes)
+    from mypt_hf.errors import MyPTInputError
+    from mypt_hf.tokenization_mypt import load_tokenizer
+
+    if not Path(model_dir).is_dir():
+        raise MyPTInputError("model directory not found", path=model_dir)
+    tokenizer = load_tokenizer(tokenizer_spec if tokenizer_spec else model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device).eval(), tokenizer
+
+
+def run(args: argparse.Namespace) -> int:
+    from mypt_hf.errors import GateFailure
+    from mypt_hf.evaluation.suite import format_report, resolve_buckets, run_eval_suite, write_report
+
+    buckets = resolve_buckets(args.buckets.split(",")) if args.buckets else None
+    thresholds = _parse_thresholds(args.threshold)
+    model, tokenizer = load_model_and_tokenizer(args.model, args.tokenizer, args.device)
+    report = run_eval_suite(model, tokenizer, buckets=buckets, thresholds=thresholds, batch_size=args.batch_size,
+                            max_new_tokens=args.max_new_tokens, use_val_templates=args.use_val_templates,
+                            progress=not args.no_progress)
+    report["model"] = str(args.model)
+    print(format_report(report, verbose=args.verbose))
+    if args.output:
+        write_report(report, args.output)
+        print(f"report written to {args.output}")
+    if not report["passed"]:
+        failed = [name for name, b in report["buckets"].items() if b["gated"] and b["verdict"] != "PASS"]
+        raise GateFailure(f"gated bucket(s) below threshold: {', '.join(failed)}")
+    return 0
