@@ -1,0 +1,558 @@
+"""Episodes -> trainer-ready token datasets: chat template + loss masks, splits, overlap gate, packing.
+
+``prepare(...)`` writes a ``DatasetDict`` (``train``, ``validation``) with ``save_to_disk`` plus
+``mypt_metadata.json`` beside it; ``load_prepared(dir)`` reads both back. Columns (int32 lists):
+``input_ids``, ``labels`` (-100 = not supervised; aligned with ``input_ids``, the model shifts) and
+``seq_lengths`` (the episodes in the row; packed rows end with the trailing pad run as its own segment,
+see :mod:`mypt_hf.data.packing`).
+
+Tokenization goes through the tokenizer's chat template with ``return_assistant_tokens_mask``: the
+template's ``{% generation %}`` block decides what is supervised (assistant content, ``</myPT_assistant>``
+and the final ``<myPT_eot>``), so the mask has one source of truth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..errors import GateFailure, MyPTInputError
+from ..io_utils import PathLike, atomic_output_dir, write_json
+from .packing import IGNORE_INDEX, build_blocks, pack_lengths, packing_stats
+
+METADATA_FILE = "mypt_metadata.json"
+SCHEMA = "mypt_hf_sft_v1"
+SPLITS = ("train", "validation")
+PAYLOAD_PLACEHOLDER = "{PAYLOAD}"
+OVERLONG_MODES = ("error", "drop")
+
+InputSpec = Union[PathLike, "datasets.Dataset"]  # noqa: F821
+
+
+# --------------------------------------------------------------------------------------------------
+# inputs
+# --------------------------------------------------------------------------------------------------
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sha256_dir(path: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode())
+        digest.update(_sha256_file(file).encode())
+    return digest.hexdigest()
+
+
+def _validate_dataset_rows(ds, where: str) -> None:
+    from .schema import validate_episode
+
+    missing = {"messages"} - set(ds.column_names)
+    if missing:
+        raise MyPTInputError(f"dataset has no {sorted(missing)} column (columns: {ds.column_names})", path=where)
+    for i, messages in enumerate(ds["messages"]):
+        validate_episode({"messages": messages}, where=where, row_number=i)
+
+
+def load_episode_input(spec: InputSpec) -> Tuple["datasets.Dataset", Dict[str, Any]]:  # noqa: F821
+    """One input -> (episode Dataset, source record).
+
+    A JSONL file (original or mypt_hf format; errors name file and line), a directory written by
+    ``Dataset.save_to_disk``, or an in-memory ``datasets.Dataset`` (recipes pass generator output directly).
+    """
+    import datasets
+
+    from .schema import load_episodes_jsonl
+
+    if isinstance(spec, datasets.Dataset):
+        _validate_dataset_rows(spec, "<dataset>")
+        return spec, {"kind": "dataset", "path": None, "fingerprint": spec._fingerprint, "rows": len(spec)}
+    path = Path(spec)
+    if path.is_dir():
+        if (path / "dataset_dict.json").is_file():
+            splits = sorted(p.name for p in path.iterdir() if p.is_dir())
+            raise MyPTInputError(f"this is a DatasetDict; pass one split directory ({', '.join(splits)})",
+                                 path=str(path))
+        if not (path / "dataset_info.json").is_file() and not (path / "state.json").is_file():
+            raise MyPTInputError("directory is not a saved datasets.Dataset", path=str(path))
+        ds = datasets.load_from_disk(str(path))
+        _validate_dataset_rows(ds, str(path))
+        return ds, {"kind": "dataset_dir", "path": str(path), "sha256": _sha256_dir(path), "rows": len(ds)}
+    if not path.exists():
+        raise MyPTInputError("input not found", path=str(path))
+    ds = load_episodes_jsonl(path)
+    return ds, {"kind": "jsonl", "path": str(path), "sha256": _sha256_file(path), "rows": len(ds)}
+
+
+def load_episode_inputs(specs: Sequence[InputSpec]) -> Tuple["datasets.Dataset", List[Dict[str, Any]]]:  # noqa: F821
+    """Load and concatenate several inputs (in the given order)."""
+    import datasets
+
+    if isinstance(specs, (str, os.PathLike)) or isinstance(specs, datasets.Dataset):
+        specs = [specs]
+    if not specs:
+        raise MyPTInputError("no input given")
+    loaded = [load_episode_input(spec) for spec in specs]
+    parts = [ds.select_columns([c for c in ("messages", "_meta") if c in ds.column_names]) for ds, _ in loaded]
+    if any("_meta" not in p.column_names for p in parts):
+        parts = [p if "_meta" in p.column_names else p.add_column("_meta", [None] * len(p)) for p in parts]
+    ds = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+    if len(ds) == 0:
+        raise MyPTInputError("input holds no episodes")
+    return ds, [record for _, record in loaded]
+
+
+# --------------------------------------------------------------------------------------------------
+# payloads, templates, overlap gate
+# --------------------------------------------------------------------------------------------------
+
+_QUOTED = re.compile(r'"([^"]+)"')
+_WS = re.compile(r"\s+")
+
+
+def _first_user(messages: Sequence[Mapping[str, Any]]) -> str:
+    for message in messages:
+        if message["role"] == "user":
+            return message["content"]
+    return ""
+
+
+def derive_payload(user: str, meta: Optional[Mapping[str, Any]] = None) -> Optional[str]:
+    """The payload of an episode: ``_meta.payload`` if set; else, from the first user message, the first
+    double-quoted substring; else the text after the first ":" of a single-line message; else None."""
+    if meta and meta.get("payload"):
+        return meta["payload"]
+    match = _QUOTED.search(user)
+    if match:
+        return match.group(1)
+    if "\n" not in user and ":" in user:
+        rest = user.split(":", 1)[1].strip()
+        return rest or None
+    return None
+
+
+def template_signature(user: str, payload: Optional[str]) -> str:
+    """The user message with its payload replaced by ``{PAYLOAD}`` and whitespace collapsed."""
+    text = user
+    if payload:
+        text = text.replace(f'"{payload}"', f'"{PAYLOAD_PLACEHOLDER}"').replace(payload, PAYLOAD_PLACEHOLDER)
+    return _WS.sub(" ", text).strip()
+
+
+def _payloads_and_templates(ds) -> Tuple[List[Optional[str]], List[str]]:
+    metas = ds["_meta"] if "_meta" in ds.column_names else [None] * len(ds)
+    payloads, templates = [], []
+    for messages, meta in zip(ds["messages"], metas):
+        user = _first_user(messages)
+        payload = derive_payload(user, meta)
+        payloads.append(payload)
+        templates.append(template_signature(user, payload))
+    return payloads, templates
+
+
+def check_separation(train, val, *, max_examples: int = 5, out=None) -> Dict[str, Any]:
+    """Strict train/val separation: no shared payload and no shared template signature.
+
+    Returns the counts (for the metadata); prints up to ``max_examples`` examples of each overlap and
+    raises GateFailure when either overlap is non-empty.
+    """
+    out = out or sys.stdout
+    train_p, train_t = _payloads_and_templates(train)
+    val_p, val_t = _payloads_and_templates(val)
+    payload_overlap = sorted({p for p in train_p if p} & {p for p in val_p if p})
+    template_overlap = sorted(set(train_t) & set(val_t))
+    report = {
+        "train_payloads": len({p for p in train_p if p}),
+        "val_payloads": len({p for p in val_p if p}),
+        "train_templates": len(set(train_t)),
+        "val_templates": len(set(val_t)),
+        "payload_overlap_count": len(payload_overlap),
+        "template_overlap_count": len(template_overlap),
+    }
+    print(f"separation check: payloads train {report['train_payloads']} / val {report['val_payloads']}, "
+          f"overlap {len(payload_overlap)}; templates train {report['train_templates']} / val "
+          f"{report['val_templates']}, overlap {len(template_overlap)}", file=out)
+    problems = []
+    if payload_overlap:
+        problems.append(f"{len(payload_overlap)} payload(s) occur in both train and val")
+        for p in payload_overlap[:max_examples]:
+            print(f"  payload in both: {p!r}", file=out)
+    if template_overlap:
+        problems.append(f"{len(template_overlap)} template(s) occur in both train and val")
+        for t in template_overlap[:max_examples]:
+            print(f"  template in both: {t!r}", file=out)
+    if problems:
+        raise GateFailure("train/val separation failed: " + "; ".join(problems))
+    return report
+
+
+# --------------------------------------------------------------------------------------------------
+# tokenization
+# --------------------------------------------------------------------------------------------------
+
+def _system_messages(messages: List[Dict[str, str]], mode: str, prompt: Optional[str]) -> List[Dict[str, str]]:
+    if mode == "keep":
+        return messages
+    rest = [m for m in messages if m["role"] != "system"]
+    if mode == "drop":
+        return rest
+    return [{"role": "system", "content": prompt}] + rest
+
+
+def _tokenize_batch(batch: Dict[str, List[Any]], tokenizer, system_mode: str,
+                    system_prompt: Optional[str]) -> Dict[str, List[List[int]]]:
+    conversations = [_system_messages(m, system_mode, system_prompt) for m in batch["messages"]]
+    encoded = tokenizer.apply_chat_template(conversations, tokenize=True, return_dict=True,
+                                            return_assistant_tokens_mask=True)
+    labels = [[t if m else IGNORE_INDEX for t, m in zip(ids, mask)]
+              for ids, mask in zip(encoded["input_ids"], encoded["assistant_masks"])]
+    return {"input_ids": encoded["input_ids"], "labels": labels}
+
+
+def tokenize_episodes(ds, tokenizer, *, system_mode: str = "keep", system_prompt: Optional[str] = None,
+                      num_proc: int = 1, batch_size: int = 1000, desc: str = "tokenize"):
+    """Batched ``Dataset.map`` through the chat template; returns a Dataset with ``input_ids``/``labels``.
+
+    Results are kept in memory (no cache files beside the input), and the transform is not hashed
+    (hashing a tokenizer is slow); determinism comes from the content itself.
+    """
+    import datasets
+
+    num_proc = max(1, int(num_proc or 1))
+    if len(ds) < 2 * batch_size:
+        num_proc = 1
+    # the rust tokenizer's own thread pool must not be live when map forks workers
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    features = datasets.Features({"input_ids": datasets.List(datasets.Value("int32")),
+                                  "labels": datasets.List(datasets.Value("int32"))})
+    return ds.map(
+        _tokenize_batch, batched=True, batch_size=batch_size, num_proc=num_proc if num_proc > 1 else None,
+        fn_kwargs={"tokenizer": tokenizer, "system_mode": system_mode, "system_prompt": system_prompt},
+        remove_columns=ds.column_names, features=features, keep_in_memory=True,
+        new_fingerprint=f"mypt-tokenize-{ds._fingerprint}-{system_mode}-{system_prompt}", desc=desc,
+    )
+
+
+def _flat(ds, column: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(values, offsets) of a list<int32> column, straight from arrow."""
+    import pyarrow as pa
+
+    col = ds.data.column(column).combine_chunks()
+    if isinstance(col, pa.ChunkedArray):  # empty tables
+        col = pa.concat_arrays(col.chunks) if col.num_chunks else pa.array([], type=pa.list_(pa.int32()))
+    offsets = col.offsets.to_numpy().astype(np.int64)
+    values = col.values.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    return values[offsets[0]:offsets[-1]], offsets - offsets[0]
+
+
+def _list_array(values: np.ndarray, offsets: np.ndarray):
+    import pyarrow as pa
+
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values.astype(np.int32)))
+
+
+def _build_dataset(columns: Dict[str, Tuple[np.ndarray, np.ndarray]]):
+    """A Dataset from (values, offsets) columns, with a content-derived fingerprint (same data -> same id)."""
+    import datasets
+    import pyarrow as pa
+
+    digest = hashlib.sha256(SCHEMA.encode())
+    arrays = {}
+    for name, (values, offsets) in columns.items():
+        arrays[name] = _list_array(values, offsets)
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(offsets, dtype=np.int64).tobytes())
+        digest.update(np.ascontiguousarray(values, dtype=np.int32).tobytes())
+    table = pa.table(arrays)
+    features = datasets.Features({name: datasets.List(datasets.Value("int32")) for name in columns})
+    table = table.cast(features.arrow_schema)
+    return datasets.Dataset(table, info=datasets.DatasetInfo(features=features), fingerprint=digest.hexdigest()[:32])
+
+
+# --------------------------------------------------------------------------------------------------
+# grouping
+# --------------------------------------------------------------------------------------------------
+
+def group_values(ds, field_path: str) -> List[Optional[str]]:
+    """Values of a dot path (``_meta.operator``) for every row; an unknown path is an input error."""
+    from .schema import META_FIELDS
+
+    parts = field_path.split(".")
+    if parts[0] == "_meta":
+        if len(parts) != 2 or parts[1] not in META_FIELDS:
+            raise MyPTInputError(f"unknown pack field {field_path!r}; known: "
+                                 f"{', '.join('_meta.' + f for f in META_FIELDS)}", field="pack_by_field")
+        if "_meta" not in ds.column_names:
+            return [None] * len(ds)
+        return [None if m is None else m.get(parts[1]) for m in ds["_meta"]]
+    raise MyPTInputError(f"unknown pack field {field_path!r}: expected a dot path into _meta, "
+                         f"e.g. _meta.operator", field="pack_by_field")
+
+
+# --------------------------------------------------------------------------------------------------
+# one split
+# --------------------------------------------------------------------------------------------------
+
+def _episode_name(ds, index: int) -> str:
+    meta = ds[index].get("_meta") if "_meta" in ds.column_names else None
+    bits = [f"row {index}"]
+    if meta:
+        for key in ("source", "episode_id"):
+            if meta.get(key):
+                bits.append(f"{key}={meta[key]}")
+    return ", ".join(bits)
+
+
+def _prepare_split(name: str, episodes, tokenizer, *, system_mode: str, system_prompt: Optional[str],
+                   block_size: int, overlong: str, packing: bool, pack_by_field: Optional[str],
+                   shuffle: bool, seed: int, num_proc: int, pad_token_id: int, log) -> Tuple[Any, Dict[str, Any]]:
+    groups = None
+    if packing and pack_by_field:
+        groups = ["_ungrouped" if g is None else str(g) for g in group_values(episodes, pack_by_field)]
+    tokenized = tokenize_episodes(episodes, tokenizer, system_mode=system_mode, system_prompt=system_prompt,
+                                  num_proc=num_proc, desc=f"tokenize {name}")
+    ids, offsets = _flat(tokenized, "input_ids")
+    labels, _ = _flat(tokenized, "labels")
+    lengths = np.diff(offsets)
+    supervised_flags = labels != IGNORE_INDEX
+    sup_per_episode = np.add.reduceat(supervised_flags, offsets[:-1]) if len(lengths) else np.zeros(0, np.int64)
+    sup_per_episode = np.where(lengths > 0, sup_per_episode, 0)
+    no_target = np.flatnonzero(sup_per_episode == 0)
+    if len(no_target):
+        raise MyPTInputError(f"{name}: episode has no supervised token ({_episode_name(episodes, int(no_target[0]))})")
+
+    too_long = np.flatnonzero(lengths > block_size)
+    dropped = 0
+    if len(too_long):
+        if overlong == "error":
+            first = int(too_long[0])
+            raise MyPTInputError(
+                f"{name}: {len(too_long)} episode(s) longer than the block size {block_size}; first: "
+                f"{_episode_name(episodes, first)} with {int(lengths[first])} tokens "
+                f"(use --overlong drop to drop them)")
+        keep = np.flatnonzero(lengths <= block_size)
+        dropped = len(too_long)
+        log(f"{name}: dropped {dropped} episode(s) longer than {block_size} tokens")
+        if groups is not None:
+            groups = [groups[i] for i in keep]
+        starts = offsets[:-1][keep]
+        keep_len = lengths[keep]
+        new_offsets = np.concatenate([[0], np.cumsum(keep_len)])
+        gather = np.repeat(starts - new_offsets[:-1], keep_len) + np.arange(new_offsets[-1])
+        ids, labels, offsets, lengths = ids[gather], labels[gather], new_offsets, keep_len
+        sup_per_episode = sup_per_episode[keep]
+
+    n_episodes = int(len(lengths))
+    stats: Dict[str, Any] = {
+        "episodes": n_episodes,
+        "dropped_overlong": int(dropped),
+        "tokens": int(lengths.sum()),
+        "supervised_tokens": int(sup_per_episode.sum()),
+        "mask_ratio": float(sup_per_episode.sum() / lengths.sum()) if n_episodes else 0.0,
+        "avg_episode_tokens": float(lengths.mean()) if n_episodes else 0.0,
+        "max_episode_tokens": int(lengths.max()) if n_episodes else 0,
+    }
+    if not packing:
+        seq = (lengths.astype(np.int32), np.arange(n_episodes + 1, dtype=np.int64))
+        ds = _build_dataset({"input_ids": (ids, offsets), "labels": (labels, offsets), "seq_lengths": seq})
+        stats["rows"] = n_episodes
+        return ds, stats
+
+    blocks = pack_lengths(lengths, block_size, groups=groups, shuffle=shuffle, seed=seed)
+    packed = build_blocks(ids, labels, offsets, blocks, block_size, pad_token_id)
+    n_blocks = len(blocks)
+    row_offsets = np.arange(n_blocks + 1, dtype=np.int64) * block_size
+    seg_values = np.concatenate(packed.seq_lengths).astype(np.int32) if n_blocks else np.zeros(0, np.int32)
+    seg_offsets = np.concatenate([[0], np.cumsum([len(s) for s in packed.seq_lengths])]).astype(np.int64)
+    ds = _build_dataset({"input_ids": (packed.input_ids.ravel(), row_offsets),
+                         "labels": (packed.labels.ravel(), row_offsets),
+                         "seq_lengths": (seg_values, seg_offsets)})
+    pstats = packing_stats(lengths, sup_per_episode, blocks, block_size)
+    if groups is not None:
+        per_group: Dict[str, Dict[str, int]] = {}
+        group_arr = np.array(groups, dtype=object)
+        for block in blocks:
+            entry = per_group.setdefault(str(group_arr[block[0]]), {"episodes": 0, "blocks": 0})
+            entry["episodes"] += len(block)
+            entry["blocks"] += 1
+        pstats["groups"] = dict(sorted(per_group.items()))
+        for key, entry in pstats["groups"].items():
+            log(f"  {name} group {key}: {entry['episodes']} episodes -> {entry['blocks']} blocks")
+    stats["rows"] = n_blocks
+    stats["packing"] = pstats
+    return ds, stats
+
+
+# --------------------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------------------
+
+def prepare_dataset(inputs: Union[InputSpec, Sequence[InputSpec]], tokenizer=None, *,
+                    val_file: Optional[InputSpec] = None, val_split: float = 0.1, enable_packing: bool = False,
+                    pack_block_size: int = 1024, pack_by_field: Optional[str] = None, pack_shuffle: bool = True,
+                    system_prompt: Optional[str] = None, no_system_prompt: bool = False, overlong: str = "error",
+                    num_proc: int = 1, seed: int = 42, verbose: bool = True):
+    """Everything :func:`prepare` does except writing: returns ``(DatasetDict, metadata)``.
+
+    ``tokenizer``: a tokenizer object, or a spec for ``load_tokenizer`` (None = embedded default).
+    Raises MyPTInputError for bad input and GateFailure when the val-file separation check fails.
+    """
+    import datasets
+
+    from ..tokenization_mypt import load_tokenizer, model_vocab_size, tokenizer_fingerprint
+
+    def log(message: str) -> None:
+        if verbose:
+            print(message, flush=True)
+
+    started = time.perf_counter()
+    if overlong not in OVERLONG_MODES:
+        raise MyPTInputError(f"--overlong must be one of {OVERLONG_MODES}, got {overlong!r}", field="overlong")
+    if pack_block_size < 2:
+        raise MyPTInputError("block size must be at least 2", field="pack_block_size")
+    if val_file is None and not 0.0 <= val_split < 1.0:
+        raise MyPTInputError(f"--val_split must be in [0, 1), got {val_split}", field="val_split")
+    if system_prompt is not None and no_system_prompt:
+        raise MyPTInputError("--system_prompt and --no_system_prompt exclude each other")
+    if system_prompt is not None and not system_prompt.strip():
+        raise MyPTInputError("--system_prompt is empty", field="system_prompt")
+    tokenizer_spec = None
+    if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
+        tokenizer_spec = None if tokenizer is None else os.fspath(tokenizer)
+        tokenizer = load_tokenizer(tokenizer_spec)
+    pad_token_id = tokenizer.pad_token_id
+    if pad_token_id is None:
+        raise MyPTInputError("tokenizer has no pad token")
+
+    episodes, sources = load_episode_inputs(inputs)
+    if enable_packing and pack_by_field:
+        group_values(episodes.select(range(0)), pack_by_field)  # fail fast on an unknown path
+    separation: Optional[Dict[str, Any]] = None
+    if val_file is not None:
+        val_episodes, val_sources = load_episode_inputs([val_file])
+        train_episodes = episodes
+        separation = check_separation(train_episodes, val_episodes, out=sys.stdout if verbose else open(os.devnull, "w"))
+        mode = "explicit_val_file"
+    else:
+        n = len(episodes)
+        n_val = int(n * val_split)
+        perm = np.random.default_rng(seed).permutation(n)
+        val_idx = np.sort(perm[:n_val])
+        train_idx = np.sort(perm[n_val:])
+        train_episodes = episodes.select(train_idx)
+        val_episodes = episodes.select(val_idx)
+        val_sources = []
+        mode = "val_split"
+    if len(train_episodes) == 0:
+        raise MyPTInputError("the train split is empty")
+
+    system_mode = "drop" if no_system_prompt else ("override" if system_prompt is not None else "keep")
+    split_args = dict(system_mode=system_mode, system_prompt=system_prompt, block_size=pack_block_size,
+                      overlong=overlong, packing=enable_packing, pack_by_field=pack_by_field, seed=seed,
+                      num_proc=num_proc, pad_token_id=pad_token_id, log=log)
+    train_ds, train_stats = _prepare_split("train", train_episodes, tokenizer, shuffle=pack_shuffle, **split_args)
+    if len(val_episodes):
+        val_ds, val_stats = _prepare_split("validation", val_episodes, tokenizer, shuffle=False, **split_args)
+    else:
+        empty = (np.zeros(0, np.int32), np.zeros(1, np.int64))
+        val_ds = _build_dataset({"input_ids": empty, "labels": empty, "seq_lengths": empty})
+        val_stats = {"episodes": 0, "rows": 0, "tokens": 0, "supervised_tokens": 0, "mask_ratio": 0.0,
+                     "dropped_overlong": 0}
+    dataset = datasets.DatasetDict({"train": train_ds, "validation": val_ds})
+
+    metadata: Dict[str, Any] = {
+        "schema": SCHEMA,
+        "prepare_mode": mode,
+        "splits": {"train": train_stats, "validation": val_stats},
+        "packing_enabled": bool(enable_packing),
+        "block_size": int(pack_block_size),
+        "pack_by_field": pack_by_field if enable_packing else None,
+        "pack_shuffle": bool(pack_shuffle) if enable_packing else None,
+        "seq_lengths_include_pad_segment": bool(enable_packing),
+        "pad_token_id": int(pad_token_id),
+        "system_prompt_mode": system_mode,
+        "system_prompt_override": system_prompt,
+        "sources": sources,
+        "val_sources": val_sources,
+        "separation": separation,
+        "payload_overlap_count": None if separation is None else separation["payload_overlap_count"],
+        "template_overlap_count": None if separation is None else separation["template_overlap_count"],
+        "tokenizer": {
+            "name": tokenizer_spec or getattr(tokenizer, "name_or_path", None) or None,
+            "vocab_size": len(tokenizer),
+            "model_vocab_size": model_vocab_size(tokenizer),
+            "fingerprint": tokenizer_fingerprint(tokenizer),
+        },
+        # content hashes of the in-memory splits (the saved state.json fingerprints derive from these)
+        "content_fingerprints": {"train": train_ds._fingerprint, "validation": val_ds._fingerprint},
+        "arguments": {
+            "val_file": None if val_file is None or not isinstance(val_file, (str, os.PathLike)) else os.fspath(val_file),
+            "val_split": 0.0 if val_file is not None else float(val_split),
+            "enable_packing": bool(enable_packing), "pack_block_size": int(pack_block_size),
+            "pack_by_field": pack_by_field, "pack_shuffle": bool(pack_shuffle), "system_prompt": system_prompt,
+            "no_system_prompt": bool(no_system_prompt), "overlong": overlong, "seed": int(seed),
+            "tokenizer": tokenizer_spec,
+        },
+    }
+    log(f"train: {train_stats['episodes']} episodes -> {train_stats['rows']} rows, {train_stats['tokens']} tokens, "
+        f"{train_stats['supervised_tokens']} supervised ({train_stats['mask_ratio']:.1%})")
+    log(f"validation: {val_stats['episodes']} episodes -> {val_stats['rows']} rows, {val_stats['tokens']} tokens, "
+        f"{val_stats['supervised_tokens']} supervised ({val_stats['mask_ratio']:.1%})")
+    if enable_packing and "packing" in train_stats:
+        p = train_stats["packing"]
+        log(f"packing: block {pack_block_size}, fill {p['fill']:.4%}, {p['episodes_per_block_mean']:.1f} episodes/block "
+            f"(min {p['episodes_per_block_min']}, max {p['episodes_per_block_max']}), supervised tokens per row "
+            f"x{p['gain_vs_unpacked_padded']:.1f} vs one episode per row")
+    log(f"prepared in {time.perf_counter() - started:.2f}s")
+    return dataset, metadata
+
+
+def prepare(inputs: Union[InputSpec, Sequence[InputSpec]], output_dir: PathLike, tokenizer=None, *,
+            overwrite: bool = False, **kwargs: Any):
+    """Prepare episodes for training and save them: ``output_dir`` gets the DatasetDict (``save_to_disk``)
+    and ``mypt_metadata.json``. Nothing is written when anything fails. Keyword arguments as
+    :func:`prepare_dataset` (``val_file``, ``val_split``, ``enable_packing``, ``pack_block_size``,
+    ``pack_by_field``, ``pack_shuffle``, ``system_prompt``, ``no_system_prompt``, ``overlong``,
+    ``num_proc``, ``seed``, ``verbose``). Returns the DatasetDict.
+    """
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not overwrite:  # fail before the expensive part
+        raise MyPTInputError("output directory already exists (pass --overwrite to replace it)", path=str(output_dir))
+    dataset, metadata = prepare_dataset(inputs, tokenizer, **kwargs)
+    with atomic_output_dir(output_dir, overwrite=overwrite) as tmp:
+        # an empty split must still get one (empty) shard, or load_from_disk cannot read it back
+        dataset.save_to_disk(str(tmp), num_shards={k: 1 for k, v in dataset.items() if len(v) == 0} or None)
+        write_json(tmp / METADATA_FILE, metadata)
+    if kwargs.get("verbose", True):
+        print(f"saved {output_dir}")
+    return dataset
+
+
+def load_prepared(directory: PathLike):
+    """Load a prepared dataset: ``(DatasetDict, metadata)``."""
+    import datasets
+
+    directory = Path(directory)
+    meta_path = directory / METADATA_FILE
+    if not meta_path.is_file():
+        raise MyPTInputError(f"not a prepared dataset (no {METADATA_FILE})", path=str(directory))
+    with meta_path.open(encoding="utf-8") as handle:
+        metadata = json.load(handle)
+    return datasets.load_from_disk(str(directory)), metadata
+
+
+__all__ = ["METADATA_FILE", "prepare", "prepare_dataset", "load_prepared", "load_episode_inputs",
+           "check_separation", "derive_payload", "template_signature", "tokenize_episodes", "group_values"]
