@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import MyPTInputError
-from ..tokens import DEFAULT_SYSTEM_PROMPT, OPERATOR_SYSTEM_PROMPT_EN
+from ..tokens import DEFAULT_SYSTEM_PROMPT, OPERATOR_SYSTEM_PROMPT_DE, OPERATOR_SYSTEM_PROMPT_EN
 from .sft_eval_suite import sft_eval_suite as metric_module
 
 BUCKET_ORDER = (metric_module.FORMAT_STRICT, metric_module.ECHO_BASIC, metric_module.ANTI_ECHO,
@@ -59,22 +59,13 @@ class EvalItem:
         return build_chat_messages(self.user, system=self.system)
 
 
-def operator_expected(operator: str, payload: str) -> str:
-    """The exact answer of an operator (the generator's semantics): COPY/EXTRACT the payload, WRAP in []."""
-    if operator == "WRAP":
-        return f"[{payload}]"
-    if operator in ("COPY", "EXTRACT"):
-        return payload
-    raise ValueError(f"unknown operator {operator!r}")
-
-
 def _operator_items(use_val_templates: bool) -> List[EvalItem]:
+    from ..data import operators as generator
     from ..data.reserved import RESERVED_OPERATOR_PAYLOADS, RESERVED_OPERATOR_TEMPLATES
 
-    if use_val_templates:
-        from ..data.operators import VAL_TEMPLATES as templates
-    else:
-        templates = RESERVED_OPERATOR_TEMPLATES
+    templates = generator.VAL_TEMPLATES if use_val_templates else RESERVED_OPERATOR_TEMPLATES
+    german = {t for by_lang in getattr(generator, "VAL_TEMPLATES_BY_LANGUAGE", {}).values()
+              for t in by_lang.get("de", ())}
     # Split the payloads across the operators round-robin within each word count, so every operator sees
     # the same mix of lengths and no payload is asked twice.
     by_words: Dict[int, List[str]] = defaultdict(list)
@@ -94,8 +85,9 @@ def _operator_items(use_val_templates: bool) -> List[EvalItem]:
             words = len(payload.split())
             items.append(EvalItem(
                 bucket=metric_module.OPERATORS, name=f"{op.lower()}_{words}w_{index:02d}",
-                user=template.replace("{payload}", payload), reference=operator_expected(op, payload),
-                system=OPERATOR_SYSTEM_PROMPT_EN, operator=op, payload=payload, word_count=words, template=template))
+                user=generator.render(template, payload), reference=generator.expected_output(op, payload),
+                # the system prompt the operator generator gives an episode in the template's language
+                system=OPERATOR_SYSTEM_PROMPT_DE if template in german else OPERATOR_SYSTEM_PROMPT_EN, operator=op, payload=payload, word_count=words, template=template))
     return items
 
 
@@ -215,5 +207,5 @@ def write_report(report: Dict[str, Any], path) -> None:
     write_json(path, report)
 
 
-__all__ = ["EvalItem", "BUCKET_ORDER", "DEFAULT_THRESHOLDS", "operator_expected", "resolve_buckets", "build_items",
+__all__ = ["EvalItem", "BUCKET_ORDER", "DEFAULT_THRESHOLDS", "resolve_buckets", "build_items",
            "score_items", "run_eval_suite", "format_report", "write_report"]

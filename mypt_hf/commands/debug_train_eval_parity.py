@@ -1,0 +1,58 @@
+"""`mypt-hf debug-train-eval-parity`: eval-mode determinism and the train/eval loss gap on prepared val data."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = ("Check eval-mode loss/logits repeat within 1e-5 and report the train-vs-eval loss gap on a prepared "
+        "dataset's validation batches; exit 1 on failure.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model directory (save_pretrained output)")
+    parser.add_argument("--dataset_dir", required=True, help="prepared dataset directory (mypt-hf prepare-chat-sft)")
+    parser.add_argument("--split", default="validation", help="split to use (default: validation; 'val' accepted)")
+    parser.add_argument("--batch_size", type=int, default=4)
+    parser.add_argument("--n_batches", type=int, default=5)
+    parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--output", default=None, help="write the result as JSON here")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print per-batch losses")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    import mypt_hf  # noqa: F401  (registers MyPT with the Auto classes)
+    from mypt_hf.data.prepare import load_prepared
+    from mypt_hf.errors import GateFailure, MyPTInputError
+    from mypt_hf.evaluation.parity import format_parity, train_eval_parity
+    from mypt_hf.io_utils import write_json
+
+    if not Path(args.model).is_dir():
+        raise MyPTInputError("model directory not found", path=args.model)
+    if not Path(args.dataset_dir).is_dir():
+        raise MyPTInputError("dataset directory not found", path=args.dataset_dir)
+    if args.batch_size < 1 or args.n_batches < 1:
+        raise MyPTInputError("--batch_size and --n_batches must be >= 1")
+    dataset, metadata = load_prepared(args.dataset_dir)
+    split = "validation" if args.split == "val" else args.split
+    if split not in dataset:
+        raise MyPTInputError(f"split {split!r} not in the dataset (has {', '.join(dataset)})",
+                             path=args.dataset_dir, field="split")
+    model = AutoModelForCausalLM.from_pretrained(args.model)
+    model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    pad_id = model.config.pad_token_id
+    if pad_id is None:
+        pad_id = metadata.get("pad_token_id", 0) if isinstance(metadata, dict) else 0
+    result = train_eval_parity(model, dataset[split], pad_token_id=int(pad_id), batch_size=args.batch_size,
+                               n_batches=args.n_batches)
+    print(format_parity(result, verbose=args.verbose))
+    if args.output:
+        write_json(args.output, result)
+    if not result["passed"]:
+        failed = [c["name"] for c in result["checks"] if not c["passed"]]
+        raise GateFailure(f"train/eval parity failed: {', '.join(failed)}")
+    return 0
