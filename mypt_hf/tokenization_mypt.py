@@ -78,6 +78,8 @@ def _jinja_str(text: str) -> str:
 # <myPT_eot> marks the end of a finished conversation: it is left out when add_generation_prompt asks for a
 # new assistant turn. A conversation ending on a user turn without a generation prompt still gets the
 # closing <myPT_eot> (as the original serializer writes it), but unsupervised.
+# Content is escaped (U+E000 before every "myPT_"), so ``tokenize=False`` output holds those invisible escapes;
+# encoding that text with the same tokenizer gives the template's ids (the normalizer removes the escapes).
 MYPT_CHAT_TEMPLATE = (
     "{%- for message in messages -%}"
     "{%- if message['content'] is not string -%}"
@@ -186,14 +188,22 @@ def _gpt2_json_from_tiktoken(path: str, mtime_ns: int) -> str:
 def _retrofit_hf_gpt2(tok: PreTrainedTokenizerFast) -> PreTrainedTokenizerFast:
     """Turn a plain HF GPT-2 tokenizer (hub id or local dir without our tags) into the MyPT one."""
     data = json.loads(tok.backend_tokenizer.to_str())
-    vocab = data["model"]["vocab"]
+    model = data.get("model") or {}
+    vocab = model.get("vocab") or {}
+    if model.get("type") != "BPE":
+        raise MyPTInputError(f"not a GPT-2 tokenizer: model type {model.get('type')!r}, expected BPE")
+    if len(vocab) == GPT2_ENDOFTEXT_ID and GPT2_ENDOFTEXT not in vocab:
+        vocab[GPT2_ENDOFTEXT] = GPT2_ENDOFTEXT_ID  # kept only as an added token in some exports
     if len(vocab) != GPT2_BASE_VOCAB_SIZE or vocab.get(GPT2_ENDOFTEXT) != GPT2_ENDOFTEXT_ID:
         raise MyPTInputError(f"not a GPT-2 tokenizer (vocab {len(vocab)} ids, expected {GPT2_BASE_VOCAB_SIZE} "
                              f"with {GPT2_ENDOFTEXT}={GPT2_ENDOFTEXT_ID})")
-    data["added_tokens"] = []  # drop <|endoftext|> as added token: the original never matches it in text
+    # Drop the added <|endoftext|>: the original never matches it in text (encode_ordinary).
+    data["added_tokens"] = []
     data["post_processor"] = None
+    # tiktoken looks a whole pre-token up in the ranks before merging; ignore_merges does the same.
+    model["ignore_merges"] = True
     tk = Tokenizer.from_str(json.dumps(data, ensure_ascii=False))
-    # HF's GPT-2 uses ByteLevel(use_regex=True) whose regex is the GPT-2 pattern; keep it as written.
+    # HF's GPT-2 pre-tokenizer is ByteLevel(use_regex=True), whose built-in regex is the GPT-2 pattern.
     tk.normalizer = _escape_normalizer()
     tk.post_processor = processors.ByteLevel(trim_offsets=False)
     _add_tags(tk, GPT2_BASE_VOCAB_SIZE)

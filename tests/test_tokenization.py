@@ -195,6 +195,17 @@ def test_tags_inside_content_stay_text(which, request):
     assert tok.decode(ids[start:-2]) == assistant
 
 
+@pytest.mark.parametrize("which", ["gpt2", "embedded"])
+def test_rendered_text_tokenizes_like_the_template(which, request):
+    """tokenize=False gives text (with U+E000 escapes before content tags) that the tokenizer maps to the same ids."""
+    tok = request.getfixturevalue(which)
+    messages = [{"role": "system", "content": "You are MyPT."}, {"role": "user", "content": f"Echo {INJECTION}"}]
+    text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    ids = tok.apply_chat_template(messages, tokenize=True, return_dict=True, add_generation_prompt=True)["input_ids"]
+    assert tok(text, add_special_tokens=False)["input_ids"] == list(ids)
+    assert tok.decode(ids) == text.replace("\ue000", "")
+
+
 def test_content_matches_tiktoken_even_with_tag_text(gpt2, enc):
     content = "Say <myPT_user> and </myPT_assistant>!"
     out = gpt2.apply_chat_template([{"role": "user", "content": content}], tokenize=True, return_dict=True,
@@ -321,3 +332,23 @@ def test_fingerprint_distinguishes_tokenizers(gpt2, embedded):
     assert tm.tokenizer_fingerprint(embedded) == tm.tokenizer_fingerprint(tm.build_embedded_tokenizer())
     assert tm.tokenizer_fingerprint(embedded) != tm.tokenizer_fingerprint(tm.build_embedded_tokenizer(300))
     assert len(tm.tokenizer_fingerprint(embedded)) == 64
+
+
+def test_plain_hf_gpt2_directory_gets_the_tags(gpt2_tiktoken_path, enc, tmp_path):
+    """A GPT-2 tokenizer directory as the hub ships it (no tags, <|endoftext|> added) becomes the MyPT one."""
+    from tokenizers import AddedToken, Tokenizer, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    backend = TikTokenConverter(vocab_file=str(gpt2_tiktoken_path), pattern=tm.GPT2_PATTERN).converted()
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)  # as in HF's gpt2
+    backend.add_special_tokens([AddedToken("<|endoftext|>", special=True, normalized=False)])
+    plain = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(backend.to_str()),
+                                    eos_token="<|endoftext|>", bos_token="<|endoftext|>")
+    plain.save_pretrained(tmp_path)
+    for tok in (tm.load_tokenizer(str(tmp_path)), tm.build_gpt2_tokenizer(tmp_path)):
+        text = _text_with_all_tags()
+        assert tok.encode(text) == enc.encode(text, allowed_special=set(GPT2_TAG_IDS))
+        assert tok.eos_token == tok.pad_token == EOT and len(tok) == 50276
+        assert tok.chat_template == tm.MYPT_CHAT_TEMPLATE
+        assert tm.tokenizer_fingerprint(tok) != ""
