@@ -75,6 +75,24 @@ def test_gpt2_ids_equal_tiktoken_with_all_tags(gpt2, enc):
     assert gpt2.encode(VARIED_TEXT, add_special_tokens=False) == enc.encode_ordinary(VARIED_TEXT)
 
 
+def test_gpt2_fuzz_direct_and_template_paths(gpt2, enc):
+    """Random text of awkward pieces: direct encode equals tiktoken with tags special; inside a chat message the
+    same text (tags included) equals encode_ordinary between the template's tags."""
+    rng = random.Random(1)
+    pieces = list("aAzZ09 \t\n\r'.,!?-_<>/|\"`{}[]äöüßé€😀你\u00a0\u2003\u200b\ue000") + [
+        "'s", "'ll", " the", "<|endoftext|>", "myPT_", "  ", "\n\n"] + list(TAG_STRINGS)
+    t = GPT2_TAG_IDS
+    for _ in range(300):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 30)))
+        if "\ue000myPT_" in text:
+            continue
+        assert gpt2.encode(text) == enc.encode(text, allowed_special=set(t)), repr(text)
+        out = gpt2.apply_chat_template([{"role": "user", "content": text}], tokenize=True, return_dict=True,
+                                       add_generation_prompt=True)
+        assert list(out["input_ids"]) == ([t[USER_OPEN]] + enc.encode_ordinary(text)
+                                          + [t[USER_CLOSE], t[ASSISTANT_OPEN]]), repr(text)
+
+
 def test_gpt2_layout(gpt2):
     assert len(gpt2) == 50276
     assert {tag: gpt2.convert_tokens_to_ids(tag) for tag in TAG_STRINGS} == GPT2_TAG_IDS
