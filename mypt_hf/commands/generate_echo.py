@@ -1,0 +1,51 @@
+"""`mypt-hf generate-echo`: the original generate_echo_dataset.py."""
+
+from __future__ import annotations
+
+HELP = "Generate echo episodes: prefix echo, BPE-safe gibberish, anti-echo, contrast groups (mypt_echo_diverse.jsonl)."
+OUTPUT_NAME = "mypt_echo_diverse.jsonl"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--output_dir", default="data/sft_echo")
+    parser.add_argument("--gibberish", default="exclude", help="include | exclude | only")
+    parser.add_argument("--bpe_safe", dest="bpe_safe", action="store_true", default=True,
+                        help="keep only made-up words of at most --max_target_tokens tokens (default on)")
+    parser.add_argument("--no_bpe_safe", dest="bpe_safe", action="store_false")
+    parser.add_argument("--max_target_tokens", type=int, default=4)
+    parser.add_argument("--anti_echo_ratio", type=float, default=0.2, help="share of output rows")
+    parser.add_argument("--contrast_ratio", type=float, default=0.2, help="share of output rows")
+    parser.add_argument("--max_examples", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--tokenizer", default=None, help="tokenizer for the BPE-safe check (default: embedded)")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    import mypt_hf
+    from mypt_hf.data.echo import _check_args, echo
+    from mypt_hf.data.mixing import summarize_episodes
+    from mypt_hf.data.schema import save_episodes_jsonl
+    from mypt_hf.io_utils import write_json
+
+    _check_args(args.gibberish, args.max_target_tokens, args.anti_echo_ratio, args.contrast_ratio, args.max_examples)
+    tokenizer, fingerprint = None, None
+    if args.bpe_safe:
+        from mypt_hf.tokenization_mypt import load_tokenizer, tokenizer_fingerprint
+
+        tokenizer = load_tokenizer(args.tokenizer)
+        fingerprint = tokenizer_fingerprint(tokenizer)
+    dataset = echo(gibberish=args.gibberish, bpe_safe=args.bpe_safe, max_target_tokens=args.max_target_tokens,
+                   anti_echo_ratio=args.anti_echo_ratio, contrast_ratio=args.contrast_ratio,
+                   max_examples=args.max_examples, seed=args.seed, tokenizer=tokenizer)
+    out = Path(args.output_dir)
+    path = out / OUTPUT_NAME
+    save_episodes_jsonl(dataset, path)
+    arguments = {k: getattr(args, k) for k in ("output_dir", "gibberish", "bpe_safe", "max_target_tokens",
+                                               "anti_echo_ratio", "contrast_ratio", "max_examples", "seed", "tokenizer")}
+    write_json(out / "mypt_echo_diverse.meta.json", {
+        "generator": "echo", "version": mypt_hf.__version__, "seed": args.seed, "args": arguments,
+        "tokenizer_fingerprint": fingerprint, "output": OUTPUT_NAME, **summarize_episodes(dataset)})
+    print(f"wrote {len(dataset)} episodes to {path}")
+    return 0

@@ -1,0 +1,34 @@
+"""`mypt-hf generate-format-lock`: the original generate_format_lock_dataset.py (plus --seed)."""
+
+from __future__ import annotations
+
+HELP = "Generate format-lock Q&A episodes (mypt_format_lock_v1.jsonl + metadata)."
+OUTPUT_NAME = "mypt_format_lock_v1.jsonl"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--output_dir", default="data/sft_format_lock")
+    parser.add_argument("--mode", default="full", help="full | minimal")
+    parser.add_argument("--math", default="include", help="include | exclude | only | minimal")
+    parser.add_argument("--seed", type=int, default=42, help="shuffle seed (the original hard-codes 42)")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    import mypt_hf
+    from mypt_hf.data.format_lock import format_lock
+    from mypt_hf.data.mixing import summarize_episodes
+    from mypt_hf.data.schema import save_episodes_jsonl
+    from mypt_hf.io_utils import write_json
+
+    dataset = format_lock(mode=args.mode, math=args.math, seed=args.seed)
+    out = Path(args.output_dir)
+    path = out / OUTPUT_NAME
+    save_episodes_jsonl(dataset, path)
+    write_json(out / "mypt_format_lock_v1.meta.json", {
+        "generator": "format_lock", "version": mypt_hf.__version__, "seed": args.seed,
+        "args": {"output_dir": args.output_dir, "mode": args.mode, "math": args.math, "seed": args.seed},
+        "output": OUTPUT_NAME, **summarize_episodes(dataset)})
+    print(f"wrote {len(dataset)} episodes to {path}")
+    return 0

@@ -1,0 +1,55 @@
+"""`mypt-hf generate-operators`: the original generate_operator_dataset.py (COPY / WRAP / EXTRACT)."""
+
+from __future__ import annotations
+
+HELP = "Generate COPY/WRAP/EXTRACT operator episodes (operator_train.jsonl, operator_val.jsonl, dataset_metadata.json)."
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--output_dir", default="data/sft_operator")
+    parser.add_argument("--n_train", type=int, default=5000, help="training episodes (each with its own payload)")
+    parser.add_argument("--n_val", type=int, default=500, help="validation episodes")
+    parser.add_argument("--max_words", type=int, default=4)
+    parser.add_argument("--max_tokens", type=int, default=12)
+    parser.add_argument("--word_dist", default="0.35,0.30,0.20,0.15")
+    parser.add_argument("--seed_train", type=int, default=42)
+    parser.add_argument("--seed_val", type=int, default=12345)
+    parser.add_argument("--no_german", action="store_true")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer for the max_tokens check (default: embedded)")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    import mypt_hf
+    from mypt_hf.data.mixing import summarize_episodes
+    from mypt_hf.data.operators import TRAIN_TEMPLATES, VAL_TEMPLATES, check_operator_args, operators
+    from mypt_hf.data.schema import save_episodes_jsonl
+    from mypt_hf.io_utils import write_json
+    from mypt_hf.tokenization_mypt import load_tokenizer, tokenizer_fingerprint
+
+    shares = check_operator_args(args.n_train, args.n_val, args.max_words, args.max_tokens, args.word_dist,
+                                 args.seed_train, args.seed_val)
+    tokenizer = load_tokenizer(args.tokenizer)
+    splits = operators(n_train=args.n_train, n_val=args.n_val, max_words=args.max_words, max_tokens=args.max_tokens,
+                       word_dist=args.word_dist, seed_train=args.seed_train, seed_val=args.seed_val,
+                       german=not args.no_german, tokenizer=tokenizer)
+    out = Path(args.output_dir)
+    save_episodes_jsonl(splits["train"], out / "operator_train.jsonl")
+    save_episodes_jsonl(splits["validation"], out / "operator_val.jsonl")
+    train_payloads = {m["payload"] for m in splits["train"]["_meta"]}
+    val_payloads = {m["payload"] for m in splits["validation"]["_meta"]}
+    arguments = {k: getattr(args, k) for k in ("output_dir", "n_train", "n_val", "max_words", "max_tokens",
+                                               "word_dist", "seed_train", "seed_val", "no_german", "tokenizer")}
+    write_json(out / "dataset_metadata.json", {
+        "generator": "operators", "version": mypt_hf.__version__, "args": arguments,
+        "seed_train": args.seed_train, "seed_val": args.seed_val, "word_distribution": shares,
+        "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer),
+        "n_train_episodes": len(splits["train"]), "n_val_episodes": len(splits["validation"]),
+        "n_unique_train_payloads": len(train_payloads), "n_unique_val_payloads": len(val_payloads),
+        "payload_overlap": bool(train_payloads & val_payloads),
+        "template_overlap": any(set(TRAIN_TEMPLATES[op]) & set(VAL_TEMPLATES[op]) for op in TRAIN_TEMPLATES),
+        "train_templates": TRAIN_TEMPLATES, "val_templates": VAL_TEMPLATES,
+        "train": summarize_episodes(splits["train"]), "validation": summarize_episodes(splits["validation"])})
+    print(f"wrote {len(splits['train'])} train and {len(splits['validation'])} validation episodes to {out}")
+    return 0
