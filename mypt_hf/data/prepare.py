@@ -57,14 +57,68 @@ def _sha256_dir(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _arrow_column(ds, column: str):
+    """A column as one pyarrow array (respecting any select()/indices mapping)."""
+    import pyarrow as pa
+
+    col = ds.with_format("arrow")[column]
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    return col
+
+
+def _meta_field(ds, name: str) -> List[Optional[str]]:
+    if "_meta" not in ds.column_names:
+        return [None] * len(ds)
+    col = _arrow_column(ds, "_meta")
+    if name not in [f.name for f in col.type]:
+        return [None] * len(ds)
+    return col.field(name).to_pylist()
+
+
+def _message_arrays(ds) -> Tuple[np.ndarray, np.ndarray, Any]:
+    """(row offsets, role codes (0 system, 1 user, 2 assistant, -1 other/None), contents arrow array)."""
+    import pyarrow.compute as pc
+
+    col = _arrow_column(ds, "messages")
+    offsets = col.offsets.to_numpy().astype(np.int64)
+    offsets = offsets - offsets[0]
+    values = col.flatten()
+    roles = values.field("role")
+    codes = np.full(len(roles), -1, dtype=np.int8)
+    for code, role in enumerate(("system", "user", "assistant")):
+        codes[pc.fill_null(pc.equal(roles, role), False).to_numpy(zero_copy_only=False)] = code
+    return offsets, codes, values.field("content")
+
+
 def _validate_dataset_rows(ds, where: str) -> None:
+    """Vectorised schema check of an episode Dataset; the first bad row gets validate_episode's exact error."""
+    import pyarrow.compute as pc
+
     from .schema import validate_episode
 
     missing = {"messages"} - set(ds.column_names)
     if missing:
         raise MyPTInputError(f"dataset has no {sorted(missing)} column (columns: {ds.column_names})", path=where)
-    for i, messages in enumerate(ds["messages"]):
-        validate_episode({"messages": messages}, where=where, row_number=i)
+    if len(ds) == 0:
+        return
+    offsets, codes, contents = _message_arrays(ds)
+    counts = np.diff(offsets)
+    n_messages = len(codes)
+    row_of = np.repeat(np.arange(len(counts)), counts)
+    position = np.arange(n_messages) - offsets[:-1][row_of]
+    stripped = pc.utf8_length(pc.utf8_trim_whitespace(contents))
+    empty = pc.fill_null(pc.equal(stripped, 0), True).to_numpy(zero_copy_only=False)
+    bad_message = (codes < 0) | ((codes == 0) & (position > 0)) | empty
+    bad_rows = np.zeros(len(counts), dtype=bool)
+    bad_rows[row_of[bad_message]] = True
+    bad_rows |= counts == 0
+    assistants = np.bincount(row_of[codes == 2], minlength=len(counts))
+    bad_rows |= assistants == 0
+    for row in np.flatnonzero(bad_rows)[:1]:
+        messages = ds.with_format("arrow")[int(row):int(row) + 1]["messages"].to_pylist()[0]
+        validate_episode({"messages": messages}, where=where, row_number=int(row))
+        raise MyPTInputError("invalid episode", path=where, line=int(row), field="messages")
 
 
 def load_episode_input(spec: InputSpec) -> Tuple["datasets.Dataset", Dict[str, Any]]:  # noqa: F821
@@ -153,11 +207,17 @@ def template_signature(user: str, payload: Optional[str]) -> str:
 
 
 def _payloads_and_templates(ds) -> Tuple[List[Optional[str]], List[str]]:
-    metas = ds["_meta"] if "_meta" in ds.column_names else [None] * len(ds)
+    offsets, codes, contents = _message_arrays(ds)
+    user_pos = np.flatnonzero(codes == 1)
+    k = np.searchsorted(user_pos, offsets[:-1])
+    has_user = (k < len(user_pos)) & (user_pos[np.minimum(k, max(len(user_pos) - 1, 0))] < offsets[1:]) \
+        if len(user_pos) else np.zeros(len(offsets) - 1, dtype=bool)
+    first_user = contents.take(user_pos[np.minimum(k, len(user_pos) - 1)]).to_pylist() if len(user_pos) else []
+    meta_payloads = _meta_field(ds, "payload")
     payloads, templates = [], []
-    for messages, meta in zip(ds["messages"], metas):
-        user = _first_user(messages)
-        payload = derive_payload(user, meta)
+    for row in range(len(offsets) - 1):
+        user = first_user[row] if has_user[row] else ""
+        payload = derive_payload(user, {"payload": meta_payloads[row]})
         payloads.append(payload)
         templates.append(template_signature(user, payload))
     return payloads, templates
@@ -212,22 +272,147 @@ def _system_messages(messages: List[Dict[str, str]], mode: str, prompt: Optional
     return [{"role": "system", "content": prompt}] + rest
 
 
+class ChatTemplateEncoder:
+    """``apply_chat_template(..., tokenize=True, return_assistant_tokens_mask=True)``, made fast and exact.
+
+    ``apply_chat_template`` renders Jinja once per conversation (~50 µs), which alone caps preparation near
+    20k episodes/s per core. The template's output only depends on the sequence of roles and on the
+    contents, so this encoder renders the template itself once per role sequence with sentinel contents
+    (a *skeleton*: literal pieces + content slots + the template's ``{% generation %}`` spans), then
+    encodes all contents of a batch with one ``encode_batch_fast`` call and splices them in.
+
+    It is only used where that is provably the same thing: every literal piece must tokenize to added
+    (special) tokens only, so the text between them is encoded independently either way; contents that
+    the template might transform (holding ``myPT_`` or U+E000, which the MyPT template escapes) go
+    through ``apply_chat_template``; and the first rows of every role sequence are checked against
+    ``apply_chat_template`` (any difference switches that role sequence to the slow path for good).
+    """
+
+    VERIFY_ROWS = 16
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.backend = tokenizer.backend_tokenizer
+        self._skeletons: Dict[Tuple[str, ...], Any] = {}
+        self._verified: Dict[Tuple[str, ...], int] = {}
+        added = tokenizer.get_added_vocab()
+        self._added_ids = set(added.values())
+
+    def _build_skeleton(self, roles: Tuple[str, ...]):
+        from transformers.utils.chat_template_utils import render_jinja_template
+
+        sentinels = [f"\ue001{i}\ue002" for i in range(len(roles))]
+        probe = [{"role": r, "content": c} for r, c in zip(roles, sentinels)]
+        try:
+            rendered, generation = render_jinja_template(
+                [probe], chat_template=self.tokenizer.chat_template, return_assistant_tokens_mask=True,
+                **self.tokenizer.special_tokens_map)
+        except Exception:  # the slow path will raise the template's own, clearer error
+            return None
+        text, spans = rendered[0], generation[0]
+
+        def in_generation(pos: int) -> bool:
+            return any(a <= pos < b for a, b in spans)
+
+        pieces, slots, cursor = [], [], 0
+        for sentinel in sentinels:
+            at = text.find(sentinel, cursor)
+            if at < 0 or text.count(sentinel) != 1:
+                return None
+            pieces.append((cursor, at))
+            end = at + len(sentinel)
+            if in_generation(at) != in_generation(end - 1):
+                return None
+            slots.append(in_generation(at))
+            cursor = end
+        pieces.append((cursor, len(text)))
+        literal_ids, literal_labels = [], []
+        for a, b in pieces:
+            enc = self.backend.encode(text[a:b], add_special_tokens=False)
+            if any(t not in self._added_ids for t in enc.ids):
+                return None
+            literal_ids.append(list(enc.ids))
+            literal_labels.append([t if in_generation(a + off[0]) else IGNORE_INDEX
+                                   for t, off in zip(enc.ids, enc.offsets)])
+        return literal_ids, literal_labels, slots
+
+    def _skeleton(self, roles: Tuple[str, ...]):
+        if roles not in self._skeletons:
+            self._skeletons[roles] = self._build_skeleton(roles)
+        return self._skeletons[roles]
+
+    def _slow(self, conversations: List[List[Dict[str, str]]]) -> Tuple[List[List[int]], List[List[int]]]:
+        enc = self.tokenizer.apply_chat_template(conversations, tokenize=True, return_dict=True,
+                                                 return_assistant_tokens_mask=True)
+        labels = [[t if m else IGNORE_INDEX for t, m in zip(ids, mask)]
+                  for ids, mask in zip(enc["input_ids"], enc["assistant_masks"])]
+        return [list(x) for x in enc["input_ids"]], labels
+
+    def __call__(self, conversations: List[List[Dict[str, str]]]) -> Tuple[List[List[int]], List[List[int]]]:
+        n = len(conversations)
+        out_ids: List[Any] = [None] * n
+        out_labels: List[Any] = [None] * n
+        slow, fast, contents = [], [], []
+        for i, conversation in enumerate(conversations):
+            roles = tuple(m["role"] for m in conversation)
+            skeleton = self._skeleton(roles)
+            if skeleton is None or any("myPT_" in m["content"] or "\ue000" in m["content"] for m in conversation):
+                slow.append(i)
+                continue
+            fast.append((i, roles, skeleton, len(contents)))
+            contents.extend(m["content"] for m in conversation)
+        # system prompts and many templates repeat: encode each distinct string once
+        unique = list(dict.fromkeys(contents))
+        unique_ids = [e.ids for e in self.backend.encode_batch_fast(unique, add_special_tokens=False)] if unique else []
+        lookup = dict(zip(unique, unique_ids))
+        encoded = [lookup[c] for c in contents]
+        check = []
+        for i, roles, (literal_ids, literal_labels, slots), first in fast:
+            ids = list(literal_ids[0])
+            labels = list(literal_labels[0])
+            for k, supervised in enumerate(slots):
+                content_ids = encoded[first + k]
+                ids.extend(content_ids)
+                labels.extend(content_ids if supervised else [IGNORE_INDEX] * len(content_ids))
+                ids.extend(literal_ids[k + 1])
+                labels.extend(literal_labels[k + 1])
+            out_ids[i], out_labels[i] = ids, labels
+            if self._verified.get(roles, 0) < self.VERIFY_ROWS:
+                self._verified[roles] = self._verified.get(roles, 0) + 1
+                check.append((i, roles))
+        if check:
+            ref_ids, ref_labels = self._slow([conversations[i] for i, _ in check])
+            for (i, roles), ids, labels in zip(check, ref_ids, ref_labels):
+                if ids != out_ids[i] or labels != out_labels[i]:
+                    self._skeletons[roles] = None  # never again for this role sequence
+                    out_ids[i], out_labels[i] = ids, labels
+        if slow:
+            ids, labels = self._slow([conversations[i] for i in slow])
+            for i, x, y in zip(slow, ids, labels):
+                out_ids[i], out_labels[i] = x, y
+        return out_ids, out_labels
+
+
+_ENCODERS: Dict[int, ChatTemplateEncoder] = {}
+
+
 def _tokenize_batch(batch: Dict[str, List[Any]], tokenizer, system_mode: str,
                     system_prompt: Optional[str]) -> Dict[str, List[List[int]]]:
     conversations = [_system_messages(m, system_mode, system_prompt) for m in batch["messages"]]
-    encoded = tokenizer.apply_chat_template(conversations, tokenize=True, return_dict=True,
-                                            return_assistant_tokens_mask=True)
-    labels = [[t if m else IGNORE_INDEX for t, m in zip(ids, mask)]
-              for ids, mask in zip(encoded["input_ids"], encoded["assistant_masks"])]
-    return {"input_ids": encoded["input_ids"], "labels": labels}
+    encoder = _ENCODERS.get(id(tokenizer))
+    if encoder is None or encoder.tokenizer is not tokenizer:
+        encoder = _ENCODERS[id(tokenizer)] = ChatTemplateEncoder(tokenizer)
+    input_ids, labels = encoder(conversations)
+    return {"input_ids": input_ids, "labels": labels}
 
 
 def tokenize_episodes(ds, tokenizer, *, system_mode: str = "keep", system_prompt: Optional[str] = None,
-                      num_proc: int = 1, batch_size: int = 1000, desc: str = "tokenize"):
+                      num_proc: int = 1, batch_size: int = 2000, desc: str = "tokenize"):
     """Batched ``Dataset.map`` through the chat template; returns a Dataset with ``input_ids``/``labels``.
 
-    Results are kept in memory (no cache files beside the input), and the transform is not hashed
-    (hashing a tokenizer is slow); determinism comes from the content itself.
+    Rows must already be valid episodes (``load_episode_inputs`` checks them). Results are kept in memory (no
+    cache files beside the input), and the transform is not hashed (hashing a tokenizer is slow);
+    determinism comes from the content itself.
     """
     import datasets
 
@@ -295,9 +480,7 @@ def group_values(ds, field_path: str) -> List[Optional[str]]:
         if len(parts) != 2 or parts[1] not in META_FIELDS:
             raise MyPTInputError(f"unknown pack field {field_path!r}; known: "
                                  f"{', '.join('_meta.' + f for f in META_FIELDS)}", field="pack_by_field")
-        if "_meta" not in ds.column_names:
-            return [None] * len(ds)
-        return [None if m is None else m.get(parts[1]) for m in ds["_meta"]]
+        return _meta_field(ds, parts[1])
     raise MyPTInputError(f"unknown pack field {field_path!r}: expected a dot path into _meta, "
                          f"e.g. _meta.operator", field="pack_by_field")
 
@@ -307,7 +490,7 @@ def group_values(ds, field_path: str) -> List[Optional[str]]:
 # --------------------------------------------------------------------------------------------------
 
 def _episode_name(ds, index: int) -> str:
-    meta = ds[index].get("_meta") if "_meta" in ds.column_names else None
+    meta = ds[index].get("_meta") if "_meta" in ds.column_names else None  # one row: plain access is fine
     bits = [f"row {index}"]
     if meta:
         for key in ("source", "episode_id"):
