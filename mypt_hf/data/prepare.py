@@ -714,11 +714,21 @@ def prepare(inputs: Union[InputSpec, Sequence[InputSpec]], output_dir: PathLike,
     output_dir = Path(output_dir)
     if output_dir.exists() and not overwrite:  # fail before the expensive part
         raise MyPTInputError("output directory already exists (pass --overwrite to replace it)", path=str(output_dir))
-    dataset, metadata = prepare_dataset(inputs, tokenizer, **kwargs)
-    with atomic_output_dir(output_dir, overwrite=overwrite) as tmp:
-        # an empty split must still get one (empty) shard, or load_from_disk cannot read it back
-        dataset.save_to_disk(str(tmp), num_shards={k: 1 for k, v in dataset.items() if len(v) == 0} or None)
-        write_json(tmp / METADATA_FILE, metadata)
+    import datasets
+
+    quiet = not kwargs.get("verbose", True)
+    bars_were_on = datasets.is_progress_bar_enabled()
+    if quiet:
+        datasets.disable_progress_bars()
+    try:
+        dataset, metadata = prepare_dataset(inputs, tokenizer, **kwargs)
+        with atomic_output_dir(output_dir, overwrite=overwrite) as tmp:
+            # an empty split must still get one (empty) shard, or load_from_disk cannot read it back
+            dataset.save_to_disk(str(tmp), num_shards={k: 1 for k, v in dataset.items() if len(v) == 0} or None)
+            write_json(tmp / METADATA_FILE, metadata)
+    finally:
+        if quiet and bars_were_on:
+            datasets.enable_progress_bars()
     if kwargs.get("verbose", True):
         print(f"saved {output_dir}")
     return dataset
