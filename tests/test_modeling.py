@@ -172,8 +172,8 @@ def test_kwargs_reach_the_attention_function():
 def test_dropout_only_in_training_and_at_three_places():
     model = make_model(dropout=0.5)
     attn = model.model.layers[0].self_attn
-    assert attn.attention_dropout == 0.5 and attn.resid_dropout.p == 0.5
-    assert model.model.layers[0].mlp.dropout.p == 0.5
+    assert attn.attention_dropout == 0.5 and attn.resid_dropout == 0.5
+    assert model.model.layers[0].mlp.dropout == 0.5
     ids = torch.randint(0, TINY["vocab_size"], (1, 8))
     with torch.no_grad():
         assert torch.equal(model(ids).logits, model(ids).logits)  # eval: deterministic
