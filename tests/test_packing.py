@@ -152,3 +152,36 @@ def test_collator_packed_loss_equals_episodes_alone():
         torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)
     # and the batch-mean loss the trainer computes equals the mean over the episodes' supervised tokens
     torch.testing.assert_close(torch.cat(got).mean(), torch.cat(expected).mean(), atol=1e-6, rtol=1e-6)
+
+
+def test_collator_in_trl_sft_trainer(tmp_path):
+    """Two optimizer steps of TRL's SFTTrainer on a packed prepared dataset with our collator."""
+    trl = pytest.importorskip("trl")
+    from mypt_hf.data.operators import operators
+    from mypt_hf.data.prepare import prepare_dataset
+    from mypt_hf.tokenization_mypt import load_tokenizer
+
+    tok = load_tokenizer(None)
+    splits = operators(n_train=120, n_val=12, tokenizer=tok)
+    ds, _ = prepare_dataset(splits["train"], tok, val_split=0.0, enable_packing=True, pack_block_size=128,
+                            pack_by_field="_meta.operator", verbose=False)
+    model = _tiny_model(((len(tok) + 63) // 64) * 64)
+    model.train()
+    seen = []
+    collator = PackedEpisodeCollator(pad_token_id=tok.pad_token_id)
+
+    def spy(features):
+        batch = collator(features)
+        seen.append(batch)
+        return batch
+
+    config = trl.SFTConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2, packing=False,
+                           padding_free=False, dataset_kwargs={"skip_prepare_dataset": True}, max_length=128,
+                           report_to=[], logging_steps=1, save_strategy="no", use_cpu=True, bf16=False,
+                           activation_checkpointing=False, dataloader_num_workers=0)
+    trainer = trl.SFTTrainer(model=model, args=config, train_dataset=ds["train"], processing_class=tok,
+                             data_collator=spy)
+    result = trainer.train()
+    assert result.global_step == 2 and np.isfinite(result.training_loss)
+    assert "position_ids" in seen[0] and "attention_mask" not in seen[0]
+    assert seen[0]["input_ids"].shape == (2, 128)
