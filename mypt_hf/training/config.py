@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 import torch
+from transformers.trainer_utils import SchedulerType
 from trl import SFTConfig
 
 from ..errors import MyPTInputError
@@ -61,8 +62,8 @@ class MyPTSFTConfig(SFTConfig):
     weight_decay: float = field(
         default=0.05, metadata={"help": "Weight decay on >=2-D non-embedding weights (none on norms/biases/embeddings)."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
-    lr_scheduler_type: str = field(default="cosine_with_min_lr", metadata={"help": "LR schedule."})
-    lr_scheduler_kwargs: Any = field(
+    lr_scheduler_type: Union[SchedulerType, str] = field(default="cosine_with_min_lr", metadata={"help": "LR schedule."})
+    lr_scheduler_kwargs: Union[dict, str, None] = field(
         default_factory=lambda: {"min_lr_rate": 0.1},
         metadata={"help": "Schedule kwargs; min_lr_rate 0.1 = cosine decay to 10% of the peak."})
     # TRL defaults gradient checkpointing on; small MyPT models do not need it and it costs time.
@@ -72,10 +73,10 @@ class MyPTSFTConfig(SFTConfig):
     # None -> bf16 where the GPU supports it, fp32 on CPU (TRL's None means True and crashes on CPU).
     bf16: Optional[bool] = field(default=None, metadata={"help": "bf16 mixed precision (None = if supported)."})
     logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
-    report_to: Any = field(default="none", metadata={"help": "Trackers to report to."})
+    report_to: Union[None, str, List[str]] = field(default="none", metadata={"help": "Trackers to report to."})
     packing: bool = field(default=False, metadata={"help": "Must stay False: data is packed by mypt_hf.data.prepare."})
     padding_free: bool = field(default=False, metadata={"help": "Must stay False: the packing collator is used."})
-    dataset_kwargs: Optional[Dict[str, Any]] = field(
+    dataset_kwargs: Union[Dict[str, Any], str, None] = field(
         default_factory=lambda: {"skip_prepare_dataset": True},
         metadata={"help": "Kept at skip_prepare_dataset=True: datasets arrive prepared."})
     save_only_model: bool = field(default=False, metadata={"help": "Keep optimizer state in checkpoints (resume)."})

@@ -30,6 +30,8 @@ class ModelArguments:
     norm_type: str = field(default="rmsnorm", metadata={"help": "rmsnorm or layernorm."})
     tie_word_embeddings: bool = field(default=True, metadata={"help": "Tie embedding and head."})
     dropout: Optional[float] = field(default=None, metadata={"help": "Dropout (None = the model's own)."})
+    require_init_from_model: bool = field(
+        default=False, metadata={"help": "Refuse to start from a fresh model (the 750M configs fine-tune a base)."})
 
 
 def stop_ids_for(tokenizer: Any) -> List[int]:

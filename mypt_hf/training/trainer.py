@@ -16,6 +16,7 @@ What it adds to SFTTrainer:
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -39,29 +40,26 @@ def check_dataset_matches(metadata: Mapping[str, Any], tokenizer: Any, model: nn
     tokenizer's length and the model's embedding rows, and checks the largest token id of a sample of rows.
     """
     where = str(dataset_dir) if dataset_dir else None
-    if tokenizer is not None and metadata.get("tokenizer_fingerprint"):
-        try:
-            from ..tokenization_mypt import tokenizer_fingerprint
-        except ImportError:  # pragma: no cover - tokenizer module not built yet
-            tokenizer_fingerprint = None
-        if tokenizer_fingerprint is not None:
-            ours = tokenizer_fingerprint(tokenizer)
-            if ours != metadata["tokenizer_fingerprint"]:
-                raise MyPTInputError(
-                    f"dataset was prepared with a different tokenizer (fingerprint {str(metadata['tokenizer_fingerprint'])[:12]}… "
-                    f"vs the model's {ours[:12]}…); re-prepare it with the model's tokenizer",
-                    path=where, field="tokenizer_fingerprint")
+    tok_meta = metadata.get("tokenizer") if isinstance(metadata.get("tokenizer"), Mapping) else {}
+    fingerprint = tok_meta.get("fingerprint") or metadata.get("tokenizer_fingerprint")
+    if tokenizer is not None and fingerprint:
+        from ..tokenization_mypt import tokenizer_fingerprint
+
+        ours = tokenizer_fingerprint(tokenizer)
+        if ours != fingerprint:
+            raise MyPTInputError(
+                f"dataset was prepared with a different tokenizer (fingerprint {str(fingerprint)[:12]}... vs the "
+                f"model's {ours[:12]}...); re-prepare it with the model's tokenizer", path=where,
+                field="tokenizer.fingerprint")
     model_vocab = int(model.get_input_embeddings().weight.shape[0])
-    for key in ("tokenizer_size", "tokenizer_len", "len_tokenizer", "num_tokens_in_tokenizer"):
-        size = metadata.get(key)
-        if isinstance(size, int) and tokenizer is not None and size != len(tokenizer):
-            raise MyPTInputError(f"dataset tokenizer has {size} tokens, the model's tokenizer {len(tokenizer)}",
-                                 path=where, field=key)
-    for key in ("vocab_size", "model_vocab_size"):
-        size = metadata.get(key)
+    size = tok_meta.get("vocab_size")
+    if isinstance(size, int) and tokenizer is not None and size != len(tokenizer):
+        raise MyPTInputError(f"dataset tokenizer has {size} tokens, the model's tokenizer {len(tokenizer)}",
+                             path=where, field="tokenizer.vocab_size")
+    for size in (tok_meta.get("vocab_size"), tok_meta.get("model_vocab_size")):
         if isinstance(size, int) and size > model_vocab:
-            raise MyPTInputError(f"dataset vocabulary ({size}) is larger than the model's embedding ({model_vocab} rows)",
-                                 path=where, field=key)
+            raise MyPTInputError(f"dataset vocabulary ({size}) is larger than the model's embedding "
+                                 f"({model_vocab} rows)", path=where, field="tokenizer.vocab_size")
     if datasets:
         for split, dataset in datasets.items():
             if dataset is None or len(dataset) == 0:
@@ -197,6 +195,13 @@ class MyPTSFTTrainer(SFTTrainer):
     def save_model(self, output_dir: Optional[str] = None, _internal_call: bool = False) -> None:
         self._set_generation_config()
         super().save_model(output_dir, _internal_call)
+        if not _internal_call and self.is_world_process_zero():
+            from .model_card import write_model_card
+
+            target = output_dir or self.args.output_dir
+            write_model_card(target, model_name=os.path.basename(os.path.abspath(target)), args=self.args,
+                             dataset_metadata=_scalars(self.dataset_metadata), log_history=self.state.log_history,
+                             model_config=getattr(self.accelerator.unwrap_model(self.model), "config", None))
 
     def create_model_card(self, model_name: Optional[str] = None, dataset_name: Optional[str] = None,
                           tags: Any = None) -> None:
@@ -206,4 +211,11 @@ class MyPTSFTTrainer(SFTTrainer):
         from .model_card import write_model_card
 
         write_model_card(self.args.output_dir, model_name=model_name or "mypt-sft", args=self.args,
-                         dataset_metadata=self.dataset_metadata, log_history=self.state.log_history)
+                         dataset_metadata=_scalars(self.dataset_metadata), log_history=self.state.log_history)
+
+
+def _scalars(metadata: Mapping[str, Any]) -> Dict[str, Any]:
+    """The prepared dataset's headline numbers for the model card."""
+    from .recipe import _flat_metadata
+
+    return _flat_metadata(metadata)

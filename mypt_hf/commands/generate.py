@@ -1,0 +1,76 @@
+"""`mypt-hf generate`: sample from a saved model (the original's generate.py; temperature 0 = greedy)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Generate text from a saved model: --user builds a chat prompt with the template, --prompt is raw text."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model directory (save_pretrained output)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", help="raw prompt text (tag strings become tags, as in the original)")
+    source.add_argument("--user", help="user message; rendered with the chat template and the system prompt")
+    parser.add_argument("--system", default=None, help="system prompt for --user (default: 'You are MyPT.'; "
+                                                       "'' for none)")
+    parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy argmax (default 0.8)")
+    parser.add_argument("--top_k", type=int, default=50, help="0 disables (default 50)")
+    parser.add_argument("--top_p", type=float, default=0.95, help="1.0 disables (default 0.95)")
+    parser.add_argument("--repetition_penalty", type=float, default=1.1, help="1.0 disables (default 1.1)")
+    parser.add_argument("--max_new_tokens", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=None, help="seed for sampling")
+    parser.add_argument("--show_tags", action="store_true",
+                        help="--user: print the reply with its stop tag (default: the reply text only)")
+
+
+def sampling_kwargs(temperature: float, top_k: int, top_p: float, repetition_penalty: float) -> dict:
+    """generate() kwargs for the original's sampling knobs; temperature <= 0 means greedy."""
+    if temperature is None or temperature <= 0:
+        return {"do_sample": False}
+    kwargs = {"do_sample": True, "temperature": float(temperature), "top_k": int(top_k) if top_k else None,
+              "top_p": float(top_p) if top_p is not None and top_p < 1.0 else None}
+    if repetition_penalty and repetition_penalty != 1.0:
+        kwargs["repetition_penalty"] = float(repetition_penalty)
+    return kwargs
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    import mypt_hf  # noqa: F401  (registers MyPT with the Auto classes)
+    from mypt_hf.errors import MyPTInputError
+    from mypt_hf.generation import build_chat_messages, generate_ids, generate_text
+    from mypt_hf.tokenization_mypt import load_tokenizer
+    from mypt_hf.tokens import DEFAULT_SYSTEM_PROMPT, STOP_TAG_STRINGS
+
+    if not (Path(args.model) / "config.json").is_file():
+        raise MyPTInputError("not a saved model directory (no config.json)", path=args.model, field="model")
+    if args.max_new_tokens < 1:
+        raise MyPTInputError("--max_new_tokens must be >= 1", field="max_new_tokens")
+    tokenizer = load_tokenizer(args.model)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+    if args.prompt is not None:
+        print(generate_text(model, tokenizer, args.prompt, temperature=args.temperature, top_k=args.top_k,
+                            top_p=args.top_p, repetition_penalty=args.repetition_penalty,
+                            max_new_tokens=args.max_new_tokens, seed=args.seed))
+        return 0
+    system = DEFAULT_SYSTEM_PROMPT if args.system is None else (args.system or None)
+    messages = build_chat_messages(args.user, system=system)
+    ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True,
+                                        return_dict=True)["input_ids"]
+    kwargs = sampling_kwargs(args.temperature, args.top_k, args.top_p, args.repetition_penalty)
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
+    reply_ids = generate_ids(model, tokenizer, [ids], max_new_tokens=args.max_new_tokens, batch_size=1, **kwargs)[0]
+    reply = tokenizer.decode(reply_ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    if not args.show_tags:
+        for stop in STOP_TAG_STRINGS:
+            reply = reply.split(stop, 1)[0]
+        reply = reply.strip()
+    print(reply)
+    return 0

@@ -1,0 +1,34 @@
+#!/usr/bin/env python
+"""Phase 3a-1γ: BPE-safe gibberish echo (35 %) + β echo (50 %) + α replay (15 %), from the β model.
+
+    python recipes/phase3a1_gamma.py [--config recipes/configs/phase3a1_gamma.yaml] [--init_from_model DIR]
+
+Gate: buckets A, B, C; every bucket is reported.
+"""
+
+from mypt_hf.data.echo import echo
+from mypt_hf.data.format_lock import format_lock
+from mypt_hf.data.mixing import mix
+from mypt_hf.training.recipe import PhaseRun, run_recipe, source_row
+
+
+def main(argv=None) -> int:
+    run = PhaseRun.from_argv("phase3a1_gamma", argv)
+    seed = run.data.episode_seed
+    gibberish = echo(gibberish="only", bpe_safe=True, seed=seed, tokenizer=run.tokenizer,
+                     max_examples=run.data.echo_max_examples)
+    echo_beta = echo(gibberish="exclude", seed=seed, tokenizer=run.tokenizer, max_examples=run.data.echo_max_examples)
+    alpha = format_lock(mode="minimal", math="exclude", seed=seed)
+    size = run.data.mix_target_size or len(gibberish) + len(echo_beta)
+    episodes = mix([gibberish, echo_beta, alpha], weights=[0.35, 0.50, 0.15], target_size=size, shuffle=True,
+                   seed=seed)
+    run.prepare(episodes, sources=[source_row("echo gibberish", gibberish, 0.35, "gibberish=only, bpe_safe"),
+                                   source_row("echo (β replay)", echo_beta, 0.50, "gibberish=exclude"),
+                                   source_row("format_lock (α replay)", alpha, 0.15, "mode=minimal, math=exclude")])
+    run.train()
+    run.gate()
+    return run.save()
+
+
+if __name__ == "__main__":
+    run_recipe(main)
