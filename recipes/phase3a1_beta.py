@@ -18,7 +18,8 @@ def main(argv=None) -> int:
     echo_beta = echo(gibberish="exclude", seed=seed, tokenizer=run.tokenizer, max_examples=run.data.echo_max_examples)
     alpha = format_lock(mode="minimal", math="exclude", seed=seed)
     size = run.data.mix_target_size or len(echo_beta)
-    episodes = mix([echo_beta, alpha], weights=[0.85, 0.15], target_size=size, shuffle=True, seed=seed)
+    episodes = mix([echo_beta, alpha], weights=[0.85, 0.15], target_size=size, shuffle=True, seed=seed,
+                   names=["echo", "alpha_replay"])
     run.prepare(episodes, sources=[source_row("echo", echo_beta, 0.85, "gibberish=exclude"),
                                    source_row("format_lock (α replay)", alpha, 0.15, "mode=minimal, math=exclude")])
     run.train()

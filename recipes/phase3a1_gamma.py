@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     alpha = format_lock(mode="minimal", math="exclude", seed=seed)
     size = run.data.mix_target_size or len(gibberish) + len(echo_beta)
     episodes = mix([gibberish, echo_beta, alpha], weights=[0.35, 0.50, 0.15], target_size=size, shuffle=True,
-                   seed=seed)
+                   seed=seed, names=["echo_gibberish", "beta_replay", "alpha_replay"])
     run.prepare(episodes, sources=[source_row("echo gibberish", gibberish, 0.35, "gibberish=only, bpe_safe"),
                                    source_row("echo (β replay)", echo_beta, 0.50, "gibberish=exclude"),
                                    source_row("format_lock (α replay)", alpha, 0.15, "mode=minimal, math=exclude")])

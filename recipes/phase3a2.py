@@ -19,7 +19,8 @@ def main(argv=None) -> int:
     echo_beta = echo(gibberish="exclude", seed=seed, tokenizer=run.tokenizer, max_examples=run.data.echo_max_examples)
     alpha = format_lock(mode="minimal", math="exclude", seed=seed)
     size = run.data.mix_target_size or len(full)
-    episodes = mix([full, echo_beta, alpha], weights=[0.70, 0.20, 0.10], target_size=size, shuffle=True, seed=seed)
+    episodes = mix([full, echo_beta, alpha], weights=[0.70, 0.20, 0.10], target_size=size, shuffle=True, seed=seed,
+                   names=["format_lock_full", "beta_replay", "alpha_replay"])
     run.prepare(episodes, sources=[source_row("format_lock full", full, 0.70, "mode=full, math=include"),
                                    source_row("echo (β replay)", echo_beta, 0.20, "gibberish=exclude"),
                                    source_row("format_lock (α replay)", alpha, 0.10, "mode=minimal, math=exclude")])
