@@ -14,6 +14,7 @@ and the final ``<myPT_eot>``), so the mask has one source of truth.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -349,45 +350,58 @@ class ChatTemplateEncoder:
         return [list(x) for x in enc["input_ids"]], labels
 
     def __call__(self, conversations: List[List[Dict[str, str]]]) -> Tuple[List[List[int]], List[List[int]]]:
-        n = len(conversations)
+        """Encode conversations: ``(input_ids, labels)`` per conversation, labels -100 where not supervised."""
+        roles = [m["role"] for c in conversations for m in c]
+        contents = [m["content"] for c in conversations for m in c]
+        offsets = np.cumsum([0] + [len(c) for c in conversations]).tolist()
+        return self.encode_flat(roles, contents, offsets)
+
+    def encode_flat(self, roles: List[str], contents: List[str],
+                    offsets: Sequence[int]) -> Tuple[List[List[int]], List[List[int]]]:
+        """Like ``__call__`` for conversations given flat: conversation i is messages ``offsets[i]:offsets[i+1]``."""
+        n = len(offsets) - 1
+
+        def conversation(i: int) -> List[Dict[str, str]]:
+            return [{"role": roles[j], "content": contents[j]} for j in range(offsets[i], offsets[i + 1])]
+
         out_ids: List[Any] = [None] * n
         out_labels: List[Any] = [None] * n
-        slow, fast, contents = [], [], []
-        for i, conversation in enumerate(conversations):
-            roles = tuple(m["role"] for m in conversation)
-            skeleton = self._skeleton(roles)
-            if skeleton is None or any("myPT_" in m["content"] or "\ue000" in m["content"] for m in conversation):
+        slow, fast = [], []
+        for i in range(n):
+            a, b = offsets[i], offsets[i + 1]
+            key = tuple(roles[a:b])
+            skeleton = self._skeleton(key)
+            if skeleton is None or any("myPT_" in c or "\ue000" in c for c in contents[a:b]):
                 slow.append(i)
-                continue
-            fast.append((i, roles, skeleton, len(contents)))
-            contents.extend(m["content"] for m in conversation)
+            else:
+                fast.append((i, key, skeleton))
         # system prompts and many templates repeat: encode each distinct string once
         unique = list(dict.fromkeys(contents))
         unique_ids = [e.ids for e in self.backend.encode_batch_fast(unique, add_special_tokens=False)] if unique else []
         lookup = dict(zip(unique, unique_ids))
-        encoded = [lookup[c] for c in contents]
         check = []
-        for i, roles, (literal_ids, literal_labels, slots), first in fast:
+        for i, key, (literal_ids, literal_labels, slots) in fast:
+            first = offsets[i]
             ids = list(literal_ids[0])
             labels = list(literal_labels[0])
             for k, supervised in enumerate(slots):
-                content_ids = encoded[first + k]
+                content_ids = lookup[contents[first + k]]
                 ids.extend(content_ids)
                 labels.extend(content_ids if supervised else [IGNORE_INDEX] * len(content_ids))
                 ids.extend(literal_ids[k + 1])
                 labels.extend(literal_labels[k + 1])
             out_ids[i], out_labels[i] = ids, labels
-            if self._verified.get(roles, 0) < self.VERIFY_ROWS:
-                self._verified[roles] = self._verified.get(roles, 0) + 1
-                check.append((i, roles))
+            if self._verified.get(key, 0) < self.VERIFY_ROWS:
+                self._verified[key] = self._verified.get(key, 0) + 1
+                check.append((i, key))
         if check:
-            ref_ids, ref_labels = self._slow([conversations[i] for i, _ in check])
-            for (i, roles), ids, labels in zip(check, ref_ids, ref_labels):
+            ref_ids, ref_labels = self._slow([conversation(i) for i, _ in check])
+            for (i, key), ids, labels in zip(check, ref_ids, ref_labels):
                 if ids != out_ids[i] or labels != out_labels[i]:
-                    self._skeletons[roles] = None  # never again for this role sequence
+                    self._skeletons[key] = None  # never again for this role sequence
                     out_ids[i], out_labels[i] = ids, labels
         if slow:
-            ids, labels = self._slow([conversations[i] for i in slow])
+            ids, labels = self._slow([conversation(i) for i in slow])
             for i, x, y in zip(slow, ids, labels):
                 out_ids[i], out_labels[i] = x, y
         return out_ids, out_labels
@@ -396,14 +410,39 @@ class ChatTemplateEncoder:
 _ENCODERS: Dict[int, ChatTemplateEncoder] = {}
 
 
-def _tokenize_batch(batch: Dict[str, List[Any]], tokenizer, system_mode: str,
-                    system_prompt: Optional[str]) -> Dict[str, List[List[int]]]:
-    conversations = [_system_messages(m, system_mode, system_prompt) for m in batch["messages"]]
+def _tokenize_batch(batch, tokenizer, system_mode: str, system_prompt: Optional[str]):
+    """One arrow batch of episodes -> arrow ``input_ids``/``labels`` (no per-row Python dicts either way)."""
+    import pyarrow as pa
+
+    col = batch.column("messages").combine_chunks()
+    raw_offsets = col.offsets.to_numpy()
+    offsets = (raw_offsets - raw_offsets[0]).tolist()
+    values = col.flatten()
+    roles = values.field("role").to_pylist()
+    contents = values.field("content").to_pylist()
+    if system_mode != "keep":
+        new_roles, new_contents, new_offsets = [], [], [0]
+        for i in range(len(offsets) - 1):
+            if system_mode == "override":
+                new_roles.append("system")
+                new_contents.append(system_prompt)
+            for j in range(offsets[i], offsets[i + 1]):
+                if roles[j] != "system":
+                    new_roles.append(roles[j])
+                    new_contents.append(contents[j])
+            new_offsets.append(len(new_roles))
+        roles, contents, offsets = new_roles, new_contents, new_offsets
     encoder = _ENCODERS.get(id(tokenizer))
     if encoder is None or encoder.tokenizer is not tokenizer:
         encoder = _ENCODERS[id(tokenizer)] = ChatTemplateEncoder(tokenizer)
-    input_ids, labels = encoder(conversations)
-    return {"input_ids": input_ids, "labels": labels}
+    input_ids, labels = encoder.encode_flat(roles, contents, offsets)
+    lengths = np.fromiter((len(x) for x in input_ids), dtype=np.int64, count=len(input_ids))
+    row_offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+    total = int(lengths.sum())
+    flat_ids = pa.array(np.fromiter(itertools.chain.from_iterable(input_ids), dtype=np.int32, count=total))
+    flat_labels = pa.array(np.fromiter(itertools.chain.from_iterable(labels), dtype=np.int32, count=total))
+    return pa.table({"input_ids": pa.ListArray.from_arrays(row_offsets, flat_ids),
+                     "labels": pa.ListArray.from_arrays(row_offsets, flat_labels)})
 
 
 def tokenize_episodes(ds, tokenizer, *, system_mode: str = "keep", system_prompt: Optional[str] = None,
@@ -423,12 +462,12 @@ def tokenize_episodes(ds, tokenizer, *, system_mode: str = "keep", system_prompt
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     features = datasets.Features({"input_ids": datasets.List(datasets.Value("int32")),
                                   "labels": datasets.List(datasets.Value("int32"))})
-    return ds.map(
+    return ds.with_format("arrow").map(
         _tokenize_batch, batched=True, batch_size=batch_size, num_proc=num_proc if num_proc > 1 else None,
         fn_kwargs={"tokenizer": tokenizer, "system_mode": system_mode, "system_prompt": system_prompt},
         remove_columns=ds.column_names, features=features, keep_in_memory=True,
         new_fingerprint=f"mypt-tokenize-{ds._fingerprint}-{system_mode}-{system_prompt}", desc=desc,
-    )
+    ).with_format(None)
 
 
 def _flat(ds, column: str) -> Tuple[np.ndarray, np.ndarray]:
