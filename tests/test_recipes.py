@@ -51,6 +51,15 @@ def test_alpha_recipe_end_to_end_saves_model_card_plots_and_gate(tmp_path, capsy
     tokenizer = load_tokenizer(str(out))
     assert model.config.num_hidden_layers == 1
     assert generate_replies(model, tokenizer, [build_chat_messages("Say Hello.")], max_new_tokens=3)
+    # mypt-hf generate: --user builds the chat prompt; temperature 0 is greedy and matches generate_replies
+    from mypt_hf.cli import main as cli
+
+    expected = generate_replies(model, tokenizer, [build_chat_messages("Say Hello.")], max_new_tokens=3)[0]
+    capsys.readouterr()
+    assert cli(["generate", "--model", str(out), "--user", "Say Hello.", "--temperature", "0",
+                "--max_new_tokens", "3", "--show_tags"]) == 0
+    assert capsys.readouterr().out.strip() == expected.strip()
+    assert cli(["generate", "--model", str(tmp_path / "nothing"), "--user", "x"]) == 2
     # the next phase starts from this output by default (sibling directory)
     from mypt_hf.training.recipe import default_init_from_model
 

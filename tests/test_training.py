@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -331,3 +332,54 @@ def test_two_process_cpu_run_keeps_ranks_identical(tmp_path):
     assert digests[0][1] == "step=2"
     assert digests[0][2] == digests[1][2]  # identical weights on both ranks
     assert digests[0][2] != digests[0][3]  # and training did change them
+
+
+def test_eval_prompts_generated_with_and_without_cache_at_each_eval(tmp_path, tokenizer):
+    from mypt_hf.tokens import ASSISTANT_OPEN, SYSTEM_CLOSE, SYSTEM_OPEN, USER_CLOSE, USER_OPEN
+
+    prompts = tmp_path / "prompts.json"
+    raw = f"{SYSTEM_OPEN}You are MyPT.{SYSTEM_CLOSE}{USER_OPEN}Say Hello.{USER_CLOSE}{ASSISTANT_OPEN}"
+    prompts.write_text(json.dumps({"prompts": {"say_hello": raw, "say_ok": {"user": "Say OK."}, "plain": "Say yes."},
+                                   "expected_outputs": {"say_hello": "Hello."}}))
+    dataset = packed_dataset(tokenizer)
+    from mypt_hf.training import MyPTSFTTrainer
+
+    args = make_args(tmp_path, max_steps=2, eval_strategy="steps", eval_steps=1, eval_prompts_file=str(prompts),
+                     eval_max_new_tokens=4)
+    trainer = MyPTSFTTrainer(model=tiny_model(tokenizer), args=args, train_dataset=dataset,
+                             eval_dataset=dataset.select(range(4)), processing_class=tokenizer,
+                             dataset_metadata=metadata_for(tokenizer, len(dataset)))
+    trainer.train()
+    lines = [json.loads(x) for x in (tmp_path / "out" / "eval_generations.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2]
+    for entry in lines:
+        assert set(entry["gen"]) == {"say_hello", "say_ok", "plain"} == set(entry["gen_nocache"])
+        assert entry["cache_mismatches"] == [n for n in entry["gen"] if entry["gen"][n] != entry["gen_nocache"][n]]
+    evals = [e for e in trainer.state.log_history if "eval_loss" in e]
+    assert evals and all("eval_mean_token_accuracy" in e for e in evals)
+    assert any("eval_gen" in e for e in trainer.state.log_history)
+
+
+def test_train_command_and_unknown_config_key(tmp_path, tokenizer):
+    from mypt_hf.cli import main
+    from mypt_hf.data.prepare import prepare
+    from mypt_hf.data.schema import make_episode
+    from datasets import Dataset
+
+    episodes = Dataset.from_list([make_episode(u, r) for u, r in zip(USERS * 4, REPLIES * 4)])
+    data = tmp_path / "prepared"
+    prepare(episodes, data, tokenizer, val_split=0.2, enable_packing=True, pack_block_size=96, verbose=False)
+    config = tmp_path / "cfg.yaml"
+    config.write_text("hidden_size: 32\nnum_hidden_layers: 1\nnum_attention_heads: 2\nblock_size: 128\n"
+                      "max_iters: 2\nbatch_size: 2\nlogging_steps: 1\nsave_strategy: 'no'\neval_strategy: 'no'\n"
+                      "disable_tqdm: true\n")
+    out = tmp_path / "model"
+    assert main(["train", "--dataset_dir", str(data), "--config_file", str(config), "--output_dir", str(out),
+                 "--learning_rate", "0.001"]) == 0
+    assert (out / "model.safetensors").is_file() and (out / "loss.png").is_file()
+    config.write_text("max_iters: 2\nlearnign_rate: 0.1\n")
+    assert main(["train", "--dataset_dir", str(data), "--config_file", str(config), "--output_dir",
+                 str(tmp_path / "m2")]) == 2
+    assert not (tmp_path / "m2").exists()
+    assert main(["train", "--dataset_dir", str(data), "--init_from_model", str(tmp_path / "none"),
+                 "--output_dir", str(tmp_path / "m3")]) == 2
