@@ -161,9 +161,20 @@ def load_episode_inputs(specs: Sequence[InputSpec]) -> Tuple["datasets.Dataset",
     if not specs:
         raise MyPTInputError("no input given")
     loaded = [load_episode_input(spec) for spec in specs]
-    parts = [ds.select_columns([c for c in ("messages", "_meta") if c in ds.column_names]) for ds, _ in loaded]
-    if any("_meta" not in p.column_names for p in parts):
-        parts = [p if "_meta" in p.column_names else p.add_column("_meta", [None] * len(p)) for p in parts]
+    from .schema import EPISODE_FEATURES
+
+    parts = []
+    for (ds, record), spec in zip(loaded, specs):
+        ds = ds.select_columns([c for c in ("messages", "_meta") if c in ds.column_names])
+        if "_meta" not in ds.column_names:  # plain chat datasets: an all-null _meta
+            ds = ds.add_column("_meta", [None] * len(ds))
+        if ds.features != EPISODE_FEATURES:
+            try:
+                ds = ds.cast(EPISODE_FEATURES)
+            except Exception as error:  # noqa: BLE001 - arrow raises several types here
+                raise MyPTInputError(f"episodes do not match the episode schema ({error})",
+                                     path=record.get("path") or "<dataset>") from None
+        parts.append(ds)
     ds = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
     if len(ds) == 0:
         raise MyPTInputError("input holds no episodes")
