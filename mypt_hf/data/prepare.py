@@ -418,7 +418,8 @@ class ChatTemplateEncoder:
         return out_ids, out_labels
 
 
-_ENCODERS: Dict[int, ChatTemplateEncoder] = {}
+# one encoder per process (map workers build their own); a single slot keeps no old tokenizer alive
+_ENCODER: List[Optional[ChatTemplateEncoder]] = [None]
 
 
 def _tokenize_batch(batch, tokenizer, system_mode: str, system_prompt: Optional[str]):
@@ -443,9 +444,9 @@ def _tokenize_batch(batch, tokenizer, system_mode: str, system_prompt: Optional[
                     new_contents.append(contents[j])
             new_offsets.append(len(new_roles))
         roles, contents, offsets = new_roles, new_contents, new_offsets
-    encoder = _ENCODERS.get(id(tokenizer))
+    encoder = _ENCODER[0]
     if encoder is None or encoder.tokenizer is not tokenizer:
-        encoder = _ENCODERS[id(tokenizer)] = ChatTemplateEncoder(tokenizer)
+        encoder = _ENCODER[0] = ChatTemplateEncoder(tokenizer)
     input_ids, labels = encoder.encode_flat(roles, contents, offsets)
     lengths = np.fromiter((len(x) for x in input_ids), dtype=np.int64, count=len(input_ids))
     row_offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
