@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--n_train", type=int, default=3000, help="operator episodes")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="alternate packed/unpacked runs this many times and keep each one's best (shared CPUs)")
     parser.add_argument("--output", default=None, help="write the result as JSON")
     args = parser.parse_args()
 
@@ -87,14 +89,17 @@ def main() -> None:
     packed_ds, packed_meta = prepare_dataset(episodes, tokenizer, enable_packing=True,
                                              pack_by_field="_meta.operator", **common)
     unpacked_ds, unpacked_meta = prepare_dataset(episodes, tokenizer, enable_packing=False, **common)
-    results = []
+    best = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for packed, (ds, meta) in ((False, (unpacked_ds, unpacked_meta)), (True, (packed_ds, packed_meta))):
-            r = run_once(ds["train"], meta, tokenizer, args, packed, os.path.join(tmp, str(packed)))
-            results.append(r)
-            print(f"{'packed  ' if packed else 'unpacked'}: {r['supervised_tokens_per_s']:>9.1f} supervised tokens/s "
-                  f"({r['supervised_tokens']} in {r['seconds']} s, {r['tokens_per_s']:.0f} tokens/s, "
-                  f"{r['rows']} rows)", flush=True)
+        for repeat in range(args.repeats):
+            for packed, (ds, meta) in ((False, (unpacked_ds, unpacked_meta)), (True, (packed_ds, packed_meta))):
+                r = run_once(ds["train"], meta, tokenizer, args, packed, os.path.join(tmp, f"{packed}{repeat}"))
+                print(f"{'packed  ' if packed else 'unpacked'}: {r['supervised_tokens_per_s']:>9.1f} supervised "
+                      f"tokens/s ({r['supervised_tokens']} in {r['seconds']} s, {r['tokens_per_s']:.0f} tokens/s, "
+                      f"{r['rows']} rows)", flush=True)
+                if packed not in best or r["supervised_tokens_per_s"] > best[packed]["supervised_tokens_per_s"]:
+                    best[packed] = r
+    results = [best[False], best[True]]
     ratio = results[1]["supervised_tokens_per_s"] / results[0]["supervised_tokens_per_s"]
     summary = {
         "benchmark": "train_throughput", "ratio_packed_over_unpacked": round(ratio, 2), "target": ">= 4x",

@@ -20,6 +20,7 @@ def _final(log_history: Sequence[Mapping[str, Any]], key: str) -> Optional[float
 
 
 def _fmt(value: Any) -> str:
+    value = getattr(value, "value", value)  # enums (SchedulerType) print as their value
     if isinstance(value, float):
         return f"{value:.4g}"
     text = str(value)
@@ -67,8 +68,8 @@ def write_model_card(output_dir: str | Path, *, model_name: str, args: Any = Non
     lines += ["## Usage", "", "```python",
               "import mypt_hf  # registers the MyPT architecture",
               "from transformers import AutoModelForCausalLM, AutoTokenizer",
-              f"model = AutoModelForCausalLM.from_pretrained('{output_dir.name}')",
-              f"tokenizer = AutoTokenizer.from_pretrained('{output_dir.name}')",
+              f"model = AutoModelForCausalLM.from_pretrained('{output_dir}')",
+              f"tokenizer = AutoTokenizer.from_pretrained('{output_dir}')",
               "ids = tokenizer.apply_chat_template([{'role': 'system', 'content': 'You are MyPT.'},",
               "                                     {'role': 'user', 'content': 'Say Hello.'}],",
               "                                    add_generation_prompt=True, return_tensors='pt', return_dict=True)",
