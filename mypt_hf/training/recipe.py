@@ -107,6 +107,10 @@ def parse_phase_args(phase: str, argv: Optional[Sequence[str]] = None
         if error.code not in (0, None):
             raise MyPTInputError(f"bad arguments: {' '.join(argv)}", field="argv") from None
         raise
+    prompts = train_args.eval_prompts_file
+    if prompts and not Path(prompts).is_file() and (RECIPES_DIR.parent / prompts).is_file():
+        # configs name repo-relative files; resolve them when the recipe runs from another directory
+        train_args.eval_prompts_file = str(RECIPES_DIR.parent / prompts)
     return model_args, data_args, train_args
 
 
