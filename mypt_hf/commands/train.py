@@ -113,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
                              processing_class=tokenizer, dataset_metadata=metadata, dataset_dir=args.dataset_dir)
     resume = train_args.resume_from_checkpoint
     trainer.train(resume_from_checkpoint=True if str(resume).lower() == "true" else resume)
-    if validation is not None:
+    from mypt_hf.training.recipe import _evaluated_at_end
+
+    if validation is not None and not _evaluated_at_end(trainer):
         trainer.evaluate()
     trainer.save_model(train_args.output_dir)
     if trainer.is_world_process_zero():

@@ -240,7 +240,7 @@ class PhaseRun:
         if isinstance(resume, str) and resume.lower() == "true":
             resume = True
         self.trainer.train(resume_from_checkpoint=resume)
-        if validation is not None:
+        if validation is not None and not _evaluated_at_end(self.trainer):
             self.trainer.evaluate()
         self.trainer.save_model(str(self.output_dir))
         self.timings["train_s"] = time.perf_counter() - t0
@@ -294,6 +294,12 @@ class PhaseRun:
         if self.report is not None and not self.report["passed"] and self.data.fail_on_gate:
             return 1
         return 0
+
+
+def _evaluated_at_end(trainer: Any) -> bool:
+    """Whether the trainer's last evaluation was at its final step (so another would only repeat it)."""
+    steps = [e.get("step") for e in trainer.state.log_history if "eval_loss" in e]
+    return bool(steps) and steps[-1] == trainer.state.global_step
 
 
 def _flat_metadata(metadata: Mapping[str, Any]) -> Dict[str, Any]:
