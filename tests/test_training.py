@@ -323,8 +323,13 @@ def test_two_process_cpu_run_keeps_ranks_identical(tmp_path):
 
     shutil.copy(__file__, tmp_path / "test_training_helpers.py")
     env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    import socket
+
+    with socket.socket() as probe:  # a free port: a fixed one collides with other runs on a shared machine
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_port", "29533", str(script), str(tmp_path)],
+                             "--master_addr", "127.0.0.1", "--master_port", str(port), str(script), str(tmp_path)],
                             env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     digests = [(tmp_path / f"rank{r}.txt").read_text().split() for r in (0, 1)]
