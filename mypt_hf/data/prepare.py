@@ -377,17 +377,19 @@ class ChatTemplateEncoder:
 
         out_ids: List[Any] = [None] * n
         out_labels: List[Any] = [None] * n
+        # system prompts and many templates repeat: check and encode each distinct string once
+        unique = list(dict.fromkeys(contents))
+        # content holding a tag-like "myPT_" or the escape sentinel must go through the real template
+        needs_template = {c for c in unique if "myPT_" in c or "\ue000" in c}
         slow, fast = [], []
         for i in range(n):
             a, b = offsets[i], offsets[i + 1]
             key = tuple(roles[a:b])
             skeleton = self._skeleton(key)
-            if skeleton is None or any("myPT_" in c or "\ue000" in c for c in contents[a:b]):
+            if skeleton is None or (needs_template and not needs_template.isdisjoint(contents[a:b])):
                 slow.append(i)
             else:
                 fast.append((i, key, skeleton))
-        # system prompts and many templates repeat: encode each distinct string once
-        unique = list(dict.fromkeys(contents))
         unique_ids = [e.ids for e in self.backend.encode_batch_fast(unique, add_special_tokens=False)] if unique else []
         lookup = dict(zip(unique, unique_ids))
         check = []
