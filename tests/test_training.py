@@ -309,6 +309,12 @@ trainer.train()
 digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in trainer.model.parameters())).hexdigest()
 rank = int(os.environ["RANK"])
 (out / f"rank{rank}.txt").write_text(f"world={trainer.args.world_size} step={trainer.state.global_step} {digest} {start}")
+import torch.distributed as dist
+if dist.is_initialized():  # tear gloo down before exit, else its threads can abort the process
+    dist.barrier()
+    dist.destroy_process_group()
+sys.stdout.flush(); sys.stderr.flush()
+os._exit(0)  # gloo's threads sometimes abort ("terminate called without an active exception") at interpreter exit
 """
 
 
@@ -331,11 +337,12 @@ def test_two_process_cpu_run_keeps_ranks_identical(tmp_path):
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                              "--master_addr", "127.0.0.1", "--master_port", str(port), str(script), str(tmp_path)],
                             env=env, capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    log = result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, log
     digests = [(tmp_path / f"rank{r}.txt").read_text().split() for r in (0, 1)]
-    assert digests[0][0] == "world=2" and digests[1][0] == "world=2"
-    assert digests[0][1] == "step=2"
-    assert digests[0][2] == digests[1][2]  # identical weights on both ranks
+    assert digests[0][0] == "world=2" and digests[1][0] == "world=2", (digests, log)
+    assert digests[0][1] == "step=2", digests
+    assert digests[0][2] == digests[1][2], digests  # identical weights on both ranks
     assert digests[0][2] != digests[0][3]  # and training did change them
 
 

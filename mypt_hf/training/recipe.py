@@ -329,4 +329,23 @@ def run_recipe(main: Any) -> None:
     except GateFailure as error:
         print(f"FAIL: {error}", file=sys.stderr)
         code = 1
+    if _close_process_group():
+        # On CPU (gloo), a rank sometimes aborts during interpreter finalisation ("terminate called without an
+        # active exception") after everything is saved; skip finalisation so the exit status stays the real one.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
+
+
+def _close_process_group() -> bool:
+    """Tear down torch.distributed before exit; True when there was a process group."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
+        return True
+    return False
