@@ -81,6 +81,10 @@ def write_model_card(output_dir: str | Path, *, model_name: str, args: Any = Non
                   "thresholds; every bucket is reported).", "", gate_table(gate_report), ""]
     if (output_dir / "gates.png").exists() or gate_report:
         lines += ["![gate pass rates](gates.png)", ""]
+    for name, result in ((gate_report or {}).get("held_out") or {}).items():
+        breakdown = ", ".join(f"{k} {v['rate']:.0%}" for k, v in result.get("by_operator", {}).items())
+        lines += [f"Held-out exact match on {name}: **{result['passed']}/{result['total']} = "
+                  f"{result['exact_match']:.1%}**" + (f" ({breakdown})" if breakdown else ""), ""]
     lines += ["## Training", ""]
     if log_history:
         final = {key: _final(log_history, key) for key in

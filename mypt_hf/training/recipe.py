@@ -269,6 +269,25 @@ class PhaseRun:
         self.timings["gate_s"] = time.perf_counter() - t0
         return self.report
 
+    def score_held_out(self, episodes: Any, name: str) -> Optional[Dict[str, Any]]:
+        """Exact match of greedy replies on held-out episodes (e.g. the operator generator's own validation
+        split), recorded under ``held_out`` in the gate report and the model card. Reported, not gated."""
+        from ..evaluation.exact_match import episode_exact_match, format_exact_match
+        from ..evaluation.suite import write_report
+
+        if self.trainer is not None and not self.trainer.is_world_process_zero():
+            return None
+        t0 = time.perf_counter()
+        model = self.trainer.accelerator.unwrap_model(self.trainer.model) if self.trainer else self.model
+        result = episode_exact_match(model, self.tokenizer, list(episodes), batch_size=self.data.eval_batch_size,
+                                     max_new_tokens=self.args.eval_max_new_tokens)
+        print(f"[{self.phase.name}] held-out {name}: " + format_exact_match(result), flush=True)
+        if self.report is not None:
+            self.report.setdefault("held_out", {})[name] = {k: v for k, v in result.items() if k != "items"}
+            write_report(self.report, self.output_dir / "gate_report.json")
+        self.timings["held_out_s"] = time.perf_counter() - t0
+        return result
+
     # ---- save --------------------------------------------------------------------------------------
     def save(self) -> int:
         """Plots and model card; returns the exit status (1 when the gate failed and fail_on_gate)."""
