@@ -8,8 +8,7 @@ Gate: buckets A, B, C; every bucket is reported.
 
 from mypt_hf.data.echo import echo
 from mypt_hf.data.format_lock import format_lock
-from mypt_hf.data.mixing import mix
-from mypt_hf.training.recipe import PhaseRun, run_recipe, source_row
+from mypt_hf.training.recipe import MixPart, PhaseRun, run_recipe
 
 
 def main(argv=None) -> int:
@@ -17,11 +16,9 @@ def main(argv=None) -> int:
     seed = run.data.episode_seed
     echo_beta = echo(gibberish="exclude", seed=seed, tokenizer=run.tokenizer, max_examples=run.data.echo_max_examples)
     alpha = format_lock(mode="minimal", math="exclude", seed=seed)
-    size = run.data.mix_target_size or len(echo_beta)
-    episodes = mix([echo_beta, alpha], weights=[0.85, 0.15], target_size=size, shuffle=True, seed=seed,
-                   names=["echo", "alpha_replay"])
-    run.prepare(episodes, sources=[source_row("echo", echo_beta, 0.85, "gibberish=exclude"),
-                                   source_row("format_lock (α replay)", alpha, 0.15, "mode=minimal, math=exclude")])
+    run.prepare_mix([MixPart("echo", "echo", echo_beta, 0.85, "gibberish=exclude"),
+                     MixPart("alpha_replay", "format_lock (α replay)", alpha, 0.15, "mode=minimal, math=exclude")],
+                    default_size=len(echo_beta))
     run.train()
     run.gate()
     return run.save()

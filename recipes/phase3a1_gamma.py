@@ -8,8 +8,7 @@ Gate: buckets A, B, C; every bucket is reported.
 
 from mypt_hf.data.echo import echo
 from mypt_hf.data.format_lock import format_lock
-from mypt_hf.data.mixing import mix
-from mypt_hf.training.recipe import PhaseRun, run_recipe, source_row
+from mypt_hf.training.recipe import MixPart, PhaseRun, run_recipe
 
 
 def main(argv=None) -> int:
@@ -19,12 +18,10 @@ def main(argv=None) -> int:
                      max_examples=run.data.echo_max_examples)
     echo_beta = echo(gibberish="exclude", seed=seed, tokenizer=run.tokenizer, max_examples=run.data.echo_max_examples)
     alpha = format_lock(mode="minimal", math="exclude", seed=seed)
-    size = run.data.mix_target_size or len(gibberish) + len(echo_beta)
-    episodes = mix([gibberish, echo_beta, alpha], weights=[0.35, 0.50, 0.15], target_size=size, shuffle=True,
-                   seed=seed, names=["echo_gibberish", "beta_replay", "alpha_replay"])
-    run.prepare(episodes, sources=[source_row("echo gibberish", gibberish, 0.35, "gibberish=only, bpe_safe"),
-                                   source_row("echo (β replay)", echo_beta, 0.50, "gibberish=exclude"),
-                                   source_row("format_lock (α replay)", alpha, 0.15, "mode=minimal, math=exclude")])
+    run.prepare_mix([MixPart("echo_gibberish", "echo gibberish", gibberish, 0.35, "gibberish=only, bpe_safe"),
+                     MixPart("beta_replay", "echo (β replay)", echo_beta, 0.50, "gibberish=exclude"),
+                     MixPart("alpha_replay", "format_lock (α replay)", alpha, 0.15, "mode=minimal, math=exclude")],
+                    default_size=len(gibberish) + len(echo_beta))
     run.train()
     run.gate()
     return run.save()

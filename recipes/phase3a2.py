@@ -8,8 +8,7 @@ Gate: buckets A, B, C, D; every bucket is reported.
 
 from mypt_hf.data.echo import echo
 from mypt_hf.data.format_lock import format_lock
-from mypt_hf.data.mixing import mix
-from mypt_hf.training.recipe import PhaseRun, run_recipe, source_row
+from mypt_hf.training.recipe import MixPart, PhaseRun, run_recipe
 
 
 def main(argv=None) -> int:
@@ -18,12 +17,10 @@ def main(argv=None) -> int:
     full = format_lock(mode="full", math="include", seed=seed)
     echo_beta = echo(gibberish="exclude", seed=seed, tokenizer=run.tokenizer, max_examples=run.data.echo_max_examples)
     alpha = format_lock(mode="minimal", math="exclude", seed=seed)
-    size = run.data.mix_target_size or len(full)
-    episodes = mix([full, echo_beta, alpha], weights=[0.70, 0.20, 0.10], target_size=size, shuffle=True, seed=seed,
-                   names=["format_lock_full", "beta_replay", "alpha_replay"])
-    run.prepare(episodes, sources=[source_row("format_lock full", full, 0.70, "mode=full, math=include"),
-                                   source_row("echo (β replay)", echo_beta, 0.20, "gibberish=exclude"),
-                                   source_row("format_lock (α replay)", alpha, 0.10, "mode=minimal, math=exclude")])
+    run.prepare_mix([MixPart("format_lock_full", "format_lock full", full, 0.70, "mode=full, math=include"),
+                     MixPart("beta_replay", "echo (β replay)", echo_beta, 0.20, "gibberish=exclude"),
+                     MixPart("alpha_replay", "format_lock (α replay)", alpha, 0.10, "mode=minimal, math=exclude")],
+                    default_size=len(full))
     run.train()
     run.gate()
     return run.save()

@@ -139,6 +139,18 @@ def source_row(name: str, dataset: Any, share: Optional[float] = None, settings:
     return {"name": name, "rows": len(dataset), "share": share, "settings": settings}
 
 
+@dataclass(frozen=True)
+class MixPart:
+    """One source of a phase's mix: ``name`` goes into ``_meta.mix_source``, ``label`` and ``settings``
+    into the model card's data table, ``share`` is its share of the mixed output."""
+
+    name: str
+    label: str
+    episodes: Any
+    share: float
+    settings: str = ""
+
+
 class PhaseRun:
     """One phase: arguments, model, tokenizer, prepared data, trainer, gate report."""
 
@@ -211,6 +223,17 @@ class PhaseRun:
         self.dataset, self.metadata = load_prepared(data_dir)
         self.timings["data_s"] = time.perf_counter() - t0
         return self.dataset, self.metadata
+
+    def prepare_mix(self, parts: Sequence[MixPart], default_size: int) -> Tuple[Any, Dict[str, Any]]:
+        """Mix ``parts`` by their shares (``mix_target_size`` rows, else ``default_size``), shuffled with the
+        episode seed, and prepare the result; the shares are stated once, for the mix and the model card."""
+        from ..data.mixing import mix
+
+        episodes = mix([part.episodes for part in parts], weights=[part.share for part in parts],
+                       target_size=self.data.mix_target_size or default_size, shuffle=True,
+                       seed=self.data.episode_seed, names=[part.name for part in parts])
+        return self.prepare(episodes, sources=[source_row(part.label, part.episodes, part.share, part.settings)
+                                               for part in parts])
 
     def _barrier(self) -> None:
         import torch.distributed as dist
