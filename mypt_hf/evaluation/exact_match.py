@@ -13,24 +13,17 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ..errors import MyPTInputError
 from ..generation import generate_replies
-from ..tokens import STOP_TAG_STRINGS
+from .sft_eval_suite import sft_eval_suite as metric_module
 
 
 def reply_text(generated: str) -> str:
     """The reply as the suite reads it: cut at the first stop tag, stripped."""
-    text = generated
-    for stop in STOP_TAG_STRINGS:
-        text = text.split(stop, 1)[0]
-    return text.strip()
+    return metric_module.extract_response(generated)
 
 
 def is_exact(reply: str, expected: str) -> bool:
     """Bucket E's rule: case-sensitive equality, one trailing period allowed on either side."""
-    def one_period(s: str) -> str:
-        s = s.strip()
-        return s[:-1] if s.endswith(".") else s
-
-    return one_period(reply) == one_period(expected)
+    return metric_module.check_operator(reply, expected)["passed"]
 
 
 def _expected(episode: Mapping[str, Any], row: int) -> str:
