@@ -15,7 +15,7 @@ def main(argv=None) -> int:
     run = PhaseRun.from_argv("phase3a_operator", argv)
     data = operators(n_train=run.data.operator_n_train, n_val=run.data.operator_n_val,
                      max_tokens=run.data.operator_max_tokens, seed_train=run.data.episode_seed,
-                     tokenizer=run.tokenizer)
+                     novel_word_share=run.data.operator_novel_word_share, tokenizer=run.tokenizer)
     run.prepare(data["train"], val_episodes=data["validation"],
                 sources=[source_row("operators train", data["train"], 1.0, "COPY/WRAP/EXTRACT, train templates"),
                          source_row("operators validation", data["validation"], None, "unseen templates+payloads")])

@@ -138,3 +138,32 @@ def test_cli_errors_exit_2_nothing_written(gpt2_tiktoken_path, tmp_path, extra):
     out = tmp_path / "ops"
     assert main(["generate-operators", "--output_dir", str(out), "--tokenizer", str(gpt2_tiktoken_path)] + extra) == 2
     assert not out.exists()
+
+
+def test_novel_word_share_payloads():
+    """Made-up-word payloads: about the requested share more of them, in both splits, unique, never reserved,
+    answers right, deterministic. (The default pools already hold some syllable words, hence the baseline.)"""
+    from mypt_hf.data.wordlists import ADJECTIVES_EN, COMMON_WORDS_EN, GERMAN_WORDS
+
+    known = {w.lower() for w in COMMON_WORDS_EN + ADJECTIVES_EN + GERMAN_WORDS} | {"the", "a", "and", "or", "with", "und"}
+
+    def made_up(payload: str) -> bool:
+        return any(word.isalpha() and word.lower() not in known for word in payload.split())
+
+    plain = operators(n_train=600, n_val=60)
+    novel = operators(n_train=600, n_val=60, novel_word_share=0.5, max_tokens=20)
+    again = operators(n_train=600, n_val=60, novel_word_share=0.5, max_tokens=20)
+    assert novel["train"]["_meta"] == again["train"]["_meta"]
+    for split in ("train", "validation"):
+        metas = novel[split]["_meta"]
+        baseline = sum(made_up(m["payload"]) for m in plain[split]["_meta"]) / len(plain[split])
+        share = sum(made_up(m["payload"]) for m in metas) / len(metas)
+        assert baseline < 0.25 and share - baseline > 0.3, (split, baseline, share)
+        for meta in metas:
+            assert not contains_reserved(meta["payload"])
+            assert meta["expected"] == (f"[{meta['payload']}]" if meta["operator"] == "WRAP" else meta["payload"])
+    payloads = [m["payload"] for s in ("train", "validation") for m in novel[s]["_meta"]]
+    assert len(set(payloads)) == len(payloads)
+    for bad in (-0.1, 1.5, "half"):
+        with pytest.raises(MyPTInputError, match="novel_word_share"):
+            operators(n_train=10, n_val=10, novel_word_share=bad)

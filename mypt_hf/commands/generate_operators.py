@@ -15,6 +15,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed_train", type=int, default=42)
     parser.add_argument("--seed_val", type=int, default=12345)
     parser.add_argument("--no_german", action="store_true")
+    parser.add_argument("--novel_word_share", type=float, default=0.0,
+                        help="share of payloads made mostly of made-up words (0..1; 0 = word pools only)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer for the max_tokens check (default: embedded)")
 
 
@@ -33,14 +35,15 @@ def run(args) -> int:
     tokenizer = load_tokenizer(args.tokenizer)
     splits = operators(n_train=args.n_train, n_val=args.n_val, max_words=args.max_words, max_tokens=args.max_tokens,
                        word_dist=args.word_dist, seed_train=args.seed_train, seed_val=args.seed_val,
-                       german=not args.no_german, tokenizer=tokenizer)
+                       german=not args.no_german, tokenizer=tokenizer, novel_word_share=args.novel_word_share)
     out = Path(args.output_dir)
     save_episodes_jsonl(splits["train"], out / "operator_train.jsonl")
     save_episodes_jsonl(splits["validation"], out / "operator_val.jsonl")
     train_payloads = {m["payload"] for m in splits["train"]["_meta"]}
     val_payloads = {m["payload"] for m in splits["validation"]["_meta"]}
     arguments = {k: getattr(args, k) for k in ("output_dir", "n_train", "n_val", "max_words", "max_tokens",
-                                               "word_dist", "seed_train", "seed_val", "no_german", "tokenizer")}
+                                               "word_dist", "seed_train", "seed_val", "no_german", "tokenizer",
+                                               "novel_word_share")}
     write_json(out / "dataset_metadata.json", {
         "generator": "operators", "version": mypt_hf.__version__, "args": arguments,
         "seed_train": args.seed_train, "seed_val": args.seed_val, "word_distribution": shares,

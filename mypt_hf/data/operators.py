@@ -179,6 +179,25 @@ _STRATEGIES: Dict[int, List[_Strategy]] = {
 }
 
 
+# Letter-level pieces of made-up words: every letter occurs, so a made-up word splits into the same kind of
+# token pieces (single letters and short merges) as a real word the model has never seen.
+_ONSETS = tuple("b c d f g h j k l m n p r s t v w y z bl br ch cl cr dr fl fr gl gr kn ph pl pr qu sc sh sk sl "
+                "sm sn sp st sw th tr tw wh wr".split())
+_VOWELS = tuple("a e i o u y a e i o ai ea ee ie oa oo ou".split())
+_CODAS = ("",) * 6 + tuple("n r s t l m d x ck ng nt st ll ss rk mp th".split())
+
+
+def _novel_word(rng: random.Random) -> str:
+    """A made-up word of 1-3 letter-level syllables, lowercase or (a quarter of them) capitalised."""
+    word = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(rng.randint(1, 3)))
+    return word.capitalize() if rng.random() < 0.25 else word
+
+
+def _novel_payload(rng: random.Random, word_count: int) -> str:
+    """``word_count`` words, each made up with probability 0.75, else a common word."""
+    return " ".join(_novel_word(rng) if rng.random() < 0.75 else _w(rng) for _ in range(word_count))
+
+
 def payload_capacity(word_count: int) -> int:
     """An upper bound on the distinct payloads of ``word_count`` words the strategies can produce."""
     return sum(size for _, size in _STRATEGIES[word_count])
@@ -226,9 +245,10 @@ def _token_lengths(tokenizer, texts: List[str]) -> List[int]:
 
 
 def _draw_payloads(rng: random.Random, counts: Sequence[int], exclude: set, tokenizer,
-                   max_tokens: int, split: str) -> List[str]:
+                   max_tokens: int, split: str, novel_word_share: float = 0.0) -> List[str]:
     """Unique payloads, ``counts[k-1]`` of k words each, none in ``exclude``, none reserved, each at
-    most ``max_tokens`` tokens standalone; returned shuffled."""
+    most ``max_tokens`` tokens standalone; returned shuffled. A ``novel_word_share`` of the candidates
+    are mostly made-up words (see :func:`_novel_payload`)."""
     seen = set(exclude)
     payloads: List[str] = []
     for word_count, need in enumerate(counts, start=1):
@@ -240,7 +260,10 @@ def _draw_payloads(rng: random.Random, counts: Sequence[int], exclude: set, toke
             want = int((need - len(accepted)) * 1.2) + 16
             while len(batch) < want and attempts < limit:
                 attempts += 1
-                candidate = rng.choice(strategies)[0](rng)
+                if novel_word_share and rng.random() < novel_word_share:
+                    candidate = _novel_payload(rng, word_count)
+                else:
+                    candidate = rng.choice(strategies)[0](rng)
                 if candidate in seen or contains_reserved(candidate):
                     continue
                 seen.add(candidate)
@@ -311,23 +334,30 @@ def check_operator_args(n_train: int, n_val: int, max_words: int, max_tokens: in
 
 def operators(n_train: int = 5000, n_val: int = 500, max_words: int = 4, max_tokens: int = 12,
               word_dist: str = "0.35,0.30,0.20,0.15", seed_train: int = 42, seed_val: int = 12345,
-              german: bool = True, tokenizer=None, system_prompt: Optional[str] = None) -> datasets.DatasetDict:
+              german: bool = True, tokenizer=None, system_prompt: Optional[str] = None,
+              novel_word_share: float = 0.0) -> datasets.DatasetDict:
     """COPY / WRAP / EXTRACT episodes as ``DatasetDict(train=..., validation=...)``.
 
     ``n_train`` / ``n_val`` count episodes; each episode has its own payload, unique across both
     splits; operators are balanced (±1), ``GERMAN_SHARE`` of the episodes use German templates and
     the German system prompt when ``german`` is on. Validation uses ``VAL_TEMPLATES`` only.
     ``tokenizer`` (default: the embedded one) checks ``max_tokens``. ``system_prompt`` overrides
-    the EN/DE operator prompts.
+    the EN/DE operator prompts. ``novel_word_share`` (0..1, default 0 = the original's word pools) is the
+    share of payloads drawn mostly from made-up words, in both splits: a model that has not memorised a
+    payload's spelling can only answer by copying it, which is what the operators are meant to teach.
     """
     shares = check_operator_args(n_train, n_val, max_words, max_tokens, word_dist, seed_train, seed_val)
+    if not isinstance(novel_word_share, (int, float)) or not 0.0 <= float(novel_word_share) <= 1.0:
+        raise MyPTInputError(f"novel_word_share must be a number in 0..1, got {novel_word_share!r}",
+                             field="novel_word_share")
     if tokenizer is None:
         tokenizer = _default_tokenizer()
     rng_train, rng_val = random.Random(seed_train), random.Random(seed_val)
     reserved = set(RESERVED_OPERATOR_PAYLOADS)
-    train_payloads = _draw_payloads(rng_train, allocate(n_train, shares), reserved, tokenizer, max_tokens, "train")
+    train_payloads = _draw_payloads(rng_train, allocate(n_train, shares), reserved, tokenizer, max_tokens, "train",
+                                    novel_word_share)
     val_payloads = _draw_payloads(rng_val, allocate(n_val, shares), reserved | set(train_payloads), tokenizer,
-                                  max_tokens, "validation")
+                                  max_tokens, "validation", novel_word_share)
     return datasets.DatasetDict({
         "train": _build_split(rng_train, train_payloads, TRAIN_TEMPLATES_BY_LANGUAGE, german, "train", system_prompt),
         "validation": _build_split(rng_val, val_payloads, VAL_TEMPLATES_BY_LANGUAGE, german, "val", system_prompt),

@@ -73,6 +73,8 @@ class DataArguments:
     operator_n_train: int = field(default=9000, metadata={"help": "Operator train episodes."})
     operator_n_val: int = field(default=1000, metadata={"help": "Operator validation episodes."})
     operator_max_tokens: int = field(default=12, metadata={"help": "Max payload tokens (operators)."})
+    operator_novel_word_share: float = field(
+        default=0.0, metadata={"help": "Share of operator payloads made mostly of made-up words (0 = word pools only)."})
     echo_max_examples: Optional[int] = field(default=None, metadata={"help": "Cap on generated echo episodes."})
     gate_buckets: Optional[str] = field(default=None, metadata={"help": "Comma-separated gated buckets "
                                                                          "(default: the phase's)."})
