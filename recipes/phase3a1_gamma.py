@@ -15,7 +15,9 @@ def main(argv=None) -> int:
     run = PhaseRun.from_argv("phase3a1_gamma", argv)
     seed = run.data.episode_seed
     gibberish = echo(gibberish="only", bpe_safe=True, seed=seed, tokenizer=run.tokenizer,
-                     max_examples=run.data.echo_max_examples)
+                     max_examples=run.data.echo_max_examples, max_target_tokens=run.data.echo_max_target_tokens,
+                     gibberish_words_en=run.data.echo_gibberish_words_en,
+                     gibberish_letters=run.data.echo_gibberish_letters)
     echo_beta = echo(gibberish="exclude", seed=seed, tokenizer=run.tokenizer, max_examples=run.data.echo_max_examples)
     alpha = format_lock(mode="minimal", math="exclude", seed=seed)
     run.prepare_mix([MixPart("echo_gibberish", "echo gibberish", gibberish, 0.35, "gibberish=only, bpe_safe"),

@@ -213,3 +213,27 @@ def test_no_reserved_words_anywhere(fl_full, echo_beta, echo_gamma):
         for episode in dataset:
             for message in episode["messages"]:
                 assert not contains_reserved(message["content"]), message["content"]
+
+
+def test_echo_letter_gibberish_pool_size():
+    """γ's made-up word pool: sized by gibberish_words_en/_de, letter-level words on request (longer and more
+    varied than syllable pairs), still unique, not real, not reserved, within max_target_tokens; bad sizes refused."""
+    from mypt_hf.tokenization_mypt import load_tokenizer
+
+    tokenizer = load_tokenizer()
+    default = echo(gibberish="only", tokenizer=tokenizer)
+    letters = echo(gibberish="only", tokenizer=tokenizer, gibberish_words_en=500, gibberish_words_de=20,
+                   gibberish_letters=True, max_target_tokens=10)
+    assert echo(gibberish="only", tokenizer=tokenizer, gibberish_words_en=500, gibberish_words_de=20,
+                gibberish_letters=True, max_target_tokens=10)["_meta"] == letters["_meta"]
+
+    def words(dataset, category):
+        return {m["payload"] for m in dataset["_meta"] if m["category"] == category}
+
+    en, en_default = words(letters, "echo_gibberish_en"), words(default, "echo_gibberish_en")
+    assert len(en) == 500 and len(en_default) == 300 and len(words(letters, "echo_gibberish_de")) == 20
+    assert max(in_prompt_token_counts(tokenizer, sorted(en))) <= 10
+    assert sum(map(len, en)) / len(en) > sum(map(len, en_default)) / len(en_default) + 2
+    assert not any(contains_reserved(w) for w in en)
+    with pytest.raises(MyPTInputError, match="gibberish_words_en"):
+        echo(gibberish="only", tokenizer=tokenizer, gibberish_words_en=-1)

@@ -18,6 +18,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max_examples", type=int, default=None)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--tokenizer", default=None, help="tokenizer for the BPE-safe check (default: embedded)")
+    parser.add_argument("--gibberish_words_en", type=int, default=300, help="made-up English words (new)")
+    parser.add_argument("--gibberish_words_de", type=int, default=60, help="made-up German words (new)")
+    parser.add_argument("--gibberish_letters", action="store_true",
+                        help="letter-level made-up English words instead of syllable pairs (new)")
 
 
 def run(args) -> int:
@@ -38,12 +42,15 @@ def run(args) -> int:
         fingerprint = tokenizer_fingerprint(tokenizer)
     dataset = echo(gibberish=args.gibberish, bpe_safe=args.bpe_safe, max_target_tokens=args.max_target_tokens,
                    anti_echo_ratio=args.anti_echo_ratio, contrast_ratio=args.contrast_ratio,
-                   max_examples=args.max_examples, seed=args.seed, tokenizer=tokenizer)
+                   max_examples=args.max_examples, seed=args.seed, tokenizer=tokenizer,
+                   gibberish_words_en=args.gibberish_words_en, gibberish_words_de=args.gibberish_words_de,
+                   gibberish_letters=args.gibberish_letters)
     out = Path(args.output_dir)
     path = out / OUTPUT_NAME
     save_episodes_jsonl(dataset, path)
     arguments = {k: getattr(args, k) for k in ("output_dir", "gibberish", "bpe_safe", "max_target_tokens",
-                                               "anti_echo_ratio", "contrast_ratio", "max_examples", "seed", "tokenizer")}
+                                               "anti_echo_ratio", "contrast_ratio", "max_examples", "seed", "tokenizer",
+                                               "gibberish_words_en", "gibberish_words_de", "gibberish_letters")}
     write_json(out / "mypt_echo_diverse.meta.json", {
         "generator": "echo", "version": mypt_hf.__version__, "seed": args.seed, "args": arguments,
         "tokenizer_fingerprint": fingerprint, "output": OUTPUT_NAME, **summarize_episodes(dataset)})

@@ -27,6 +27,7 @@ from ..tokens import DEFAULT_SYSTEM_PROMPT
 from .reserved import contains_reserved
 from .schema import EPISODE_FEATURES, make_episode
 from . import wordlists as wl
+from .made_up import made_up_word
 
 GIBBERISH_MODES = ("include", "exclude", "only")
 PLACEHOLDER = "{payload}"
@@ -154,16 +155,24 @@ def _check_args(gibberish: str, max_target_tokens: int, anti_echo_ratio: float, 
 
 def echo(gibberish: str = "exclude", bpe_safe: bool = True, max_target_tokens: int = 4,
          anti_echo_ratio: float = 0.2, contrast_ratio: float = 0.2, max_examples: Optional[int] = None,
-         seed: int = 42, tokenizer=None, system_prompt: Optional[str] = DEFAULT_SYSTEM_PROMPT) -> datasets.Dataset:
+         seed: int = 42, tokenizer=None, system_prompt: Optional[str] = DEFAULT_SYSTEM_PROMPT,
+         gibberish_words_en: int = GIBBERISH_COUNT_EN, gibberish_words_de: int = GIBBERISH_COUNT_DE,
+         gibberish_letters: bool = False) -> datasets.Dataset:
     """Echo episodes as a Dataset with EPISODE_FEATURES.
 
     ``gibberish``: "exclude" (real words, phrases, numbers, sentences; guide β), "only" (made-up words
     only; guide γ) or "include" (both). The shares of anti-echo and contrast-group rows in the output
     are ``anti_echo_ratio`` and ``contrast_ratio`` (to within one row). With ``bpe_safe`` every made-up
     word takes at most ``max_target_tokens`` tokens in the prompt under ``tokenizer`` (default: the
-    embedded tokenizer).
+    embedded tokenizer). ``gibberish_words_en`` / ``gibberish_words_de`` size the made-up word pools (the
+    original's 300 / 60); ``gibberish_letters`` draws the English ones after the seed words from
+    :func:`~mypt_hf.data.made_up.made_up_word` (letter-level, longer, far more varied) instead of two-syllable
+    combinations — for small models, which otherwise learn to copy only short syllable words.
     """
     _check_args(gibberish, max_target_tokens, anti_echo_ratio, contrast_ratio, max_examples)
+    for name, value in (("gibberish_words_en", gibberish_words_en), ("gibberish_words_de", gibberish_words_de)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise MyPTInputError(f"{name} must be a non-negative integer, got {value!r}", field=name)
     if bpe_safe and tokenizer is None:
         from ..tokenization_mypt import load_tokenizer
 
@@ -172,9 +181,10 @@ def echo(gibberish: str = "exclude", bpe_safe: bool = True, max_target_tokens: i
         tokenizer = None
     rng = random.Random(seed)
     taken: Set[str] = set()
-    gib_en = make_gibberish(rng, wl.GIBBERISH_SEED_EN, GIBBERISH_COUNT_EN, _gibberish_candidate_en, tokenizer,
+    candidate_en = made_up_word if gibberish_letters else _gibberish_candidate_en
+    gib_en = make_gibberish(rng, wl.GIBBERISH_SEED_EN, gibberish_words_en, candidate_en, tokenizer,
                             max_target_tokens, taken)
-    gib_de = make_gibberish(rng, wl.GIBBERISH_SEED_DE, GIBBERISH_COUNT_DE, _gibberish_candidate_de, tokenizer,
+    gib_de = make_gibberish(rng, wl.GIBBERISH_SEED_DE, gibberish_words_de, _gibberish_candidate_de, tokenizer,
                             max_target_tokens, taken)
     if not gib_en:
         raise MyPTInputError(f"no made-up word fits max_target_tokens={max_target_tokens} under the tokenizer",

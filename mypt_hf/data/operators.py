@@ -21,6 +21,7 @@ import datasets
 
 from ..errors import MyPTInputError
 from ..tokens import OPERATOR_SYSTEM_PROMPT_DE, OPERATOR_SYSTEM_PROMPT_EN
+from .made_up import made_up_word
 from .reserved import RESERVED_OPERATOR_PAYLOADS, contains_reserved
 from .schema import EPISODE_FEATURES, make_episode
 from .wordlists import ADJECTIVES_EN, COMMON_WORDS_EN, GERMAN_WORDS, PLACE_NOUNS, SYLLABLES
@@ -179,23 +180,9 @@ _STRATEGIES: Dict[int, List[_Strategy]] = {
 }
 
 
-# Letter-level pieces of made-up words: every letter occurs, so a made-up word splits into the same kind of
-# token pieces (single letters and short merges) as a real word the model has never seen.
-_ONSETS = tuple("b c d f g h j k l m n p r s t v w y z bl br ch cl cr dr fl fr gl gr kn ph pl pr qu sc sh sk sl "
-                "sm sn sp st sw th tr tw wh wr".split())
-_VOWELS = tuple("a e i o u y a e i o ai ea ee ie oa oo ou".split())
-_CODAS = ("",) * 6 + tuple("n r s t l m d x ck ng nt st ll ss rk mp th".split())
-
-
-def _novel_word(rng: random.Random) -> str:
-    """A made-up word of 1-3 letter-level syllables, lowercase or (a quarter of them) capitalised."""
-    word = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(rng.randint(1, 3)))
-    return word.capitalize() if rng.random() < 0.25 else word
-
-
 def _novel_payload(rng: random.Random, word_count: int) -> str:
     """``word_count`` words, each made up with probability 0.75, else a common word."""
-    return " ".join(_novel_word(rng) if rng.random() < 0.75 else _w(rng) for _ in range(word_count))
+    return " ".join(made_up_word(rng) if rng.random() < 0.75 else _w(rng) for _ in range(word_count))
 
 
 def payload_capacity(word_count: int) -> int:

@@ -76,6 +76,10 @@ class DataArguments:
     operator_novel_word_share: float = field(
         default=0.0, metadata={"help": "Share of operator payloads made mostly of made-up words (0 = word pools only)."})
     echo_max_examples: Optional[int] = field(default=None, metadata={"help": "Cap on generated echo episodes."})
+    echo_gibberish_words_en: int = field(default=300, metadata={"help": "Made-up English words of γ's echo data."})
+    echo_gibberish_letters: bool = field(
+        default=False, metadata={"help": "γ: letter-level made-up words (longer, more varied) instead of syllable pairs."})
+    echo_max_target_tokens: int = field(default=4, metadata={"help": "γ: max tokens of a made-up word in a prompt."})
     gate_buckets: Optional[str] = field(default=None, metadata={"help": "Comma-separated gated buckets "
                                                                          "(default: the phase's)."})
     eval_batch_size: int = field(default=32, metadata={"help": "Batch size of the gate's generation."})
