@@ -290,6 +290,15 @@ def test_bad_input_is_refused_before_any_step(tmp_path, tokenizer):
                        processing_class=tokenizer, dataset_metadata={})
     with pytest.raises(MyPTInputError, match="init_from_model"):
         load_model_for_training(tmp_path / "no-such-model")
+    # blocks longer than the model's context (128): by the metadata's block size, and by the rows themselves
+    meta = {**metadata_for(tokenizer, len(dataset)), "packing_enabled": True, "block_size": 256}
+    with pytest.raises(MyPTInputError, match="256-token blocks but the model's context is 128"):
+        MyPTSFTTrainer(model=tiny_model(tokenizer), args=make_args(tmp_path), train_dataset=dataset,
+                       processing_class=tokenizer, dataset_metadata=meta)
+    long_rows = packed_dataset(tokenizer, n_rows=2, block=160)
+    with pytest.raises(MyPTInputError, match="160-token row"):
+        MyPTSFTTrainer(model=tiny_model(tokenizer), args=make_args(tmp_path), train_dataset=long_rows,
+                       processing_class=tokenizer, dataset_metadata=metadata_for(tokenizer, len(long_rows)))
 
 
 DDP_WORKER = r"""

@@ -37,7 +37,9 @@ def check_dataset_matches(metadata: Mapping[str, Any], tokenizer: Any, model: nn
     """Refuse a dataset prepared with another tokenizer or vocabulary than the model's (before any step).
 
     Compares the metadata's ``tokenizer_fingerprint`` with the tokenizer's, its vocabulary sizes with the
-    tokenizer's length and the model's embedding rows, and checks the largest token id of a sample of rows.
+    tokenizer's length and the model's embedding rows, checks the largest token id of a sample of rows, and
+    refuses rows longer than the model's context (``max_position_embeddings``): learned positions would crash
+    mid-run, RoPE would silently train on positions the model is not configured for.
     """
     where = str(dataset_dir) if dataset_dir else None
     tok_meta = metadata.get("tokenizer") if isinstance(metadata.get("tokenizer"), Mapping) else {}
@@ -60,6 +62,12 @@ def check_dataset_matches(metadata: Mapping[str, Any], tokenizer: Any, model: nn
         if isinstance(size, int) and size > model_vocab:
             raise MyPTInputError(f"dataset vocabulary ({size}) is larger than the model's embedding "
                                  f"({model_vocab} rows)", path=where, field="tokenizer.vocab_size")
+    context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    block = metadata.get("block_size")
+    if isinstance(context, int) and isinstance(block, int) and metadata.get("packing_enabled", True) and block > context:
+        raise MyPTInputError(f"dataset is packed into {block}-token blocks but the model's context is {context} "
+                             f"tokens; re-prepare with --pack_block_size {context} or less", path=where,
+                             field="block_size")
     if datasets:
         for split, dataset in datasets.items():
             if dataset is None or len(dataset) == 0:
@@ -70,6 +78,10 @@ def check_dataset_matches(metadata: Mapping[str, Any], tokenizer: Any, model: nn
                                      "mypt_hf.data.prepare", path=where, field=sorted(missing)[0])
             sample = dataset.select(range(min(len(dataset), 256)))["input_ids"]
             top = max((max(row) for row in sample if len(row)), default=-1)
+            longest = max((len(row) for row in sample), default=0)
+            if isinstance(context, int) and longest > context:
+                raise MyPTInputError(f"split '{split}' holds a {longest}-token row but the model's context is "
+                                     f"{context} tokens", path=where, field="input_ids")
             if top >= model_vocab:
                 raise MyPTInputError(f"split '{split}' holds token id {top} but the model has only {model_vocab} "
                                      "embedding rows (dataset prepared with another tokenizer?)",
