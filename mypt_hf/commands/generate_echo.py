@@ -33,7 +33,8 @@ def run(args) -> int:
     from mypt_hf.data.schema import save_episodes_jsonl
     from mypt_hf.io_utils import write_json
 
-    _check_args(args.gibberish, args.max_target_tokens, args.anti_echo_ratio, args.contrast_ratio, args.max_examples)
+    _check_args(args.gibberish, args.max_target_tokens, args.anti_echo_ratio, args.contrast_ratio, args.max_examples,
+                args.gibberish_words_en, args.gibberish_words_de)
     tokenizer, fingerprint = None, None
     if args.bpe_safe:
         from mypt_hf.tokenization_mypt import load_tokenizer, tokenizer_fingerprint

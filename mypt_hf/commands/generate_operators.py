@@ -31,7 +31,7 @@ def run(args) -> int:
     from mypt_hf.tokenization_mypt import load_tokenizer, tokenizer_fingerprint
 
     shares = check_operator_args(args.n_train, args.n_val, args.max_words, args.max_tokens, args.word_dist,
-                                 args.seed_train, args.seed_val)
+                                 args.seed_train, args.seed_val, args.novel_word_share)
     tokenizer = load_tokenizer(args.tokenizer)
     splits = operators(n_train=args.n_train, n_val=args.n_val, max_words=args.max_words, max_tokens=args.max_tokens,
                        word_dist=args.word_dist, seed_train=args.seed_train, seed_val=args.seed_val,

@@ -136,7 +136,8 @@ def make_gibberish(rng: random.Random, seeds: Sequence[str], count: int, candida
 
 
 def _check_args(gibberish: str, max_target_tokens: int, anti_echo_ratio: float, contrast_ratio: float,
-                max_examples: Optional[int]) -> None:
+                max_examples: Optional[int], gibberish_words_en: int = GIBBERISH_COUNT_EN,
+                gibberish_words_de: int = GIBBERISH_COUNT_DE) -> None:
     if gibberish not in GIBBERISH_MODES:
         raise MyPTInputError(f"unknown gibberish mode {gibberish!r} (expected one of {', '.join(GIBBERISH_MODES)})",
                              field="gibberish")
@@ -151,6 +152,9 @@ def _check_args(gibberish: str, max_target_tokens: int, anti_echo_ratio: float, 
                              "they are shares of the output and echo rows need the rest", field="anti_echo_ratio")
     if max_examples is not None and (not isinstance(max_examples, int) or max_examples < 1):
         raise MyPTInputError(f"max_examples must be a positive integer, got {max_examples!r}", field="max_examples")
+    for name, value in (("gibberish_words_en", gibberish_words_en), ("gibberish_words_de", gibberish_words_de)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise MyPTInputError(f"{name} must be a non-negative integer, got {value!r}", field=name)
 
 
 def echo(gibberish: str = "exclude", bpe_safe: bool = True, max_target_tokens: int = 4,
@@ -169,10 +173,8 @@ def echo(gibberish: str = "exclude", bpe_safe: bool = True, max_target_tokens: i
     :func:`~mypt_hf.data.made_up.made_up_word` (letter-level, longer, far more varied) instead of two-syllable
     combinations — for small models, which otherwise learn to copy only short syllable words.
     """
-    _check_args(gibberish, max_target_tokens, anti_echo_ratio, contrast_ratio, max_examples)
-    for name, value in (("gibberish_words_en", gibberish_words_en), ("gibberish_words_de", gibberish_words_de)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise MyPTInputError(f"{name} must be a non-negative integer, got {value!r}", field=name)
+    _check_args(gibberish, max_target_tokens, anti_echo_ratio, contrast_ratio, max_examples, gibberish_words_en,
+                gibberish_words_de)
     if bpe_safe and tokenizer is None:
         from ..tokenization_mypt import load_tokenizer
 

@@ -297,8 +297,11 @@ def _default_tokenizer():
 
 
 def check_operator_args(n_train: int, n_val: int, max_words: int, max_tokens: int, word_dist,
-                        seed_train: int, seed_val: int) -> List[float]:
+                        seed_train: int, seed_val: int, novel_word_share: float = 0.0) -> List[float]:
     """Validate the arguments before any work; returns the parsed word distribution."""
+    if not isinstance(novel_word_share, (int, float)) or not 0.0 <= float(novel_word_share) <= 1.0:
+        raise MyPTInputError(f"novel_word_share must be a number in 0..1, got {novel_word_share!r}",
+                             field="novel_word_share")
     for name, value in (("n_train", n_train), ("n_val", n_val)):
         if not isinstance(value, int) or value < 0:
             raise MyPTInputError(f"{name} must be a non-negative integer, got {value!r}", field=name)
@@ -333,10 +336,8 @@ def operators(n_train: int = 5000, n_val: int = 500, max_words: int = 4, max_tok
     share of payloads drawn mostly from made-up words, in both splits: a model that has not memorised a
     payload's spelling can only answer by copying it, which is what the operators are meant to teach.
     """
-    shares = check_operator_args(n_train, n_val, max_words, max_tokens, word_dist, seed_train, seed_val)
-    if not isinstance(novel_word_share, (int, float)) or not 0.0 <= float(novel_word_share) <= 1.0:
-        raise MyPTInputError(f"novel_word_share must be a number in 0..1, got {novel_word_share!r}",
-                             field="novel_word_share")
+    shares = check_operator_args(n_train, n_val, max_words, max_tokens, word_dist, seed_train, seed_val,
+                                 novel_word_share)
     if tokenizer is None:
         tokenizer = _default_tokenizer()
     rng_train, rng_val = random.Random(seed_train), random.Random(seed_val)
