@@ -108,12 +108,8 @@ def main() -> int:
     args = parser.parse_args()
 
     check_held_out()
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    import mypt_hf  # noqa: F401  (registers MyPT with the Auto classes)
+    from mypt_hf.commands.eval import load_model_and_tokenizer
     from mypt_hf.generation import generate_replies
-    from mypt_hf.tokenization_mypt import load_tokenizer
     from mypt_hf.training.chain import CHAIN, resolve_phases
 
     phases = resolve_phases(args.phases) if args.phases else list(CHAIN)
@@ -124,8 +120,7 @@ def main() -> int:
         directory = root / phase
         if not (directory / "config.json").is_file():
             continue
-        model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=torch.float32).eval()
-        tokenizer = load_tokenizer(str(directory))
+        model, tokenizer = load_model_and_tokenizer(str(directory))
         replies = generate_replies(model, tokenizer, [item.messages() for item in items],
                                    max_new_tokens=args.max_new_tokens, batch_size=64, progress=False)
         report = score_items(items, replies)
