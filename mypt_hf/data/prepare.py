@@ -502,7 +502,7 @@ def _list_array(values: np.ndarray, offsets: np.ndarray):
     return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values.astype(np.int32)))
 
 
-def _build_dataset(columns: Dict[str, Tuple[np.ndarray, np.ndarray]]):
+def build_token_dataset(columns: Dict[str, Tuple[np.ndarray, np.ndarray]]):
     """A Dataset from (values, offsets) columns, with a content-derived fingerprint (same data -> same id)."""
     import datasets
     import pyarrow as pa
@@ -603,7 +603,7 @@ def _prepare_split(name: str, episodes, tokenizer, *, system_mode: str, system_p
     }
     if not packing:
         seq = (lengths.astype(np.int32), np.arange(n_episodes + 1, dtype=np.int64))
-        ds = _build_dataset({"input_ids": (ids, offsets), "labels": (labels, offsets), "seq_lengths": seq})
+        ds = build_token_dataset({"input_ids": (ids, offsets), "labels": (labels, offsets), "seq_lengths": seq})
         stats["rows"] = n_episodes
         return ds, stats
 
@@ -613,7 +613,7 @@ def _prepare_split(name: str, episodes, tokenizer, *, system_mode: str, system_p
     row_offsets = np.arange(n_blocks + 1, dtype=np.int64) * block_size
     seg_values = np.concatenate(packed.seq_lengths).astype(np.int32) if n_blocks else np.zeros(0, np.int32)
     seg_offsets = np.concatenate([[0], np.cumsum([len(s) for s in packed.seq_lengths])]).astype(np.int64)
-    ds = _build_dataset({"input_ids": (packed.input_ids.ravel(), row_offsets),
+    ds = build_token_dataset({"input_ids": (packed.input_ids.ravel(), row_offsets),
                          "labels": (packed.labels.ravel(), row_offsets),
                          "seq_lengths": (seg_values, seg_offsets)})
     pstats = packing_stats(lengths, sup_per_episode, blocks, block_size)
@@ -704,7 +704,7 @@ def prepare_dataset(inputs: Union[InputSpec, Sequence[InputSpec]], tokenizer=Non
         val_ds, val_stats = _prepare_split("validation", val_episodes, tokenizer, shuffle=False, **split_args)
     else:
         empty = (np.zeros(0, np.int32), np.zeros(1, np.int64))
-        val_ds = _build_dataset({"input_ids": empty, "labels": empty, "seq_lengths": empty})
+        val_ds = build_token_dataset({"input_ids": empty, "labels": empty, "seq_lengths": empty})
         val_stats = {"episodes": 0, "rows": 0, "tokens": 0, "supervised_tokens": 0, "mask_ratio": 0.0,
                      "dropped_overlong": 0}
     dataset = datasets.DatasetDict({"train": train_ds, "validation": val_ds})
@@ -775,16 +775,21 @@ def prepare(inputs: Union[InputSpec, Sequence[InputSpec]], output_dir: PathLike,
         datasets.disable_progress_bars()
     try:
         dataset, metadata = prepare_dataset(inputs, tokenizer, **kwargs)
-        with atomic_output_dir(output_dir, overwrite=overwrite) as tmp:
-            # an empty split must still get one (empty) shard, or load_from_disk cannot read it back
-            dataset.save_to_disk(str(tmp), num_shards={k: 1 for k, v in dataset.items() if len(v) == 0} or None)
-            write_json(tmp / METADATA_FILE, metadata)
+        save_prepared(dataset, metadata, output_dir, overwrite=overwrite)
     finally:
         if quiet and bars_were_on:
             datasets.enable_progress_bars()
     if kwargs.get("verbose", True):
         print(f"saved {output_dir}")
     return dataset
+
+
+def save_prepared(dataset, metadata: Mapping[str, Any], output_dir: PathLike, overwrite: bool = False) -> None:
+    """Write a prepared ``DatasetDict`` and its metadata the way :func:`load_prepared` reads them (atomically)."""
+    with atomic_output_dir(Path(output_dir), overwrite=overwrite) as tmp:
+        # an empty split must still get one (empty) shard, or load_from_disk cannot read it back
+        dataset.save_to_disk(str(tmp), num_shards={k: 1 for k, v in dataset.items() if len(v) == 0} or None)
+        write_json(tmp / METADATA_FILE, metadata)
 
 
 def load_prepared(directory: PathLike):
@@ -800,5 +805,6 @@ def load_prepared(directory: PathLike):
     return datasets.load_from_disk(str(directory)), metadata
 
 
-__all__ = ["METADATA_FILE", "prepare", "prepare_dataset", "load_prepared", "load_episode_inputs",
+__all__ = ["METADATA_FILE", "prepare", "prepare_dataset", "save_prepared", "load_prepared", "build_token_dataset",
+           "load_episode_inputs",
            "check_separation", "derive_payload", "template_signature", "tokenize_episodes", "group_values"]
