@@ -1,0 +1,99 @@
+"""The tiny base's copy-pretraining data and its copy-probe gate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mypt_hf.errors import MyPTInputError
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from mypt_hf.tokenization_mypt import load_tokenizer
+
+    return load_tokenizer(None)  # the embedded default
+
+
+def test_rows_are_full_blocks_of_copies_with_the_loss_on_the_copies_only(tokenizer):
+    from mypt_hf.data.copy_pretraining import copy_pretraining_dataset, ordinary_token_ids
+
+    dataset, metadata = copy_pretraining_dataset(tokenizer, n_train_rows=40, n_val_rows=8, block_size=64, seed=3)
+    assert (len(dataset["train"]), len(dataset["validation"])) == (40, 8)
+    assert metadata["prepare_mode"] == "copy_pretraining" and metadata["block_size"] == 64
+    ordinary = set(ordinary_token_ids(tokenizer))
+    supervised = 0
+    for row in dataset["train"]:
+        ids, labels = np.array(row["input_ids"]), np.array(row["labels"])
+        assert len(ids) == 64 and row["seq_lengths"] == [64]
+        assert set(ids.tolist()) <= ordinary  # no chat tags: the base learns copying, not the format
+        for i in np.flatnonzero(labels != -100):
+            assert labels[i] == ids[i]  # aligned with input_ids (the model shifts)
+            assert ids[i] in ids[:i]  # every supervised token is a copy of an earlier one
+        supervised += int((labels != -100).sum())
+    share = supervised / (40 * 64)
+    assert 0.3 < share < 0.5  # about half of each segment is the copy (less the separator / first random token)
+    assert metadata["splits"]["train"]["supervised_tokens"] == supervised
+
+
+def test_same_arguments_same_rows_and_validation_is_new_text(tokenizer):
+    from mypt_hf.data.copy_pretraining import copy_pretraining_dataset
+
+    a, meta_a = copy_pretraining_dataset(tokenizer, n_train_rows=20, n_val_rows=20, block_size=64, seed=7)
+    b, meta_b = copy_pretraining_dataset(tokenizer, n_train_rows=20, n_val_rows=20, block_size=64, seed=7)
+    c, meta_c = copy_pretraining_dataset(tokenizer, n_train_rows=20, n_val_rows=0, block_size=64, seed=8)
+    assert meta_a["content_fingerprints"] == meta_b["content_fingerprints"]
+    assert a["train"]["input_ids"] == b["train"]["input_ids"]
+    assert meta_c["content_fingerprints"]["train"] != meta_a["content_fingerprints"]["train"]
+    assert a["train"]["input_ids"] != a["validation"]["input_ids"]
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"n_train_rows": 0}, "copy_train_rows"),
+    ({"n_train_rows": 4, "n_val_rows": -1}, "copy_val_rows"),
+    ({"n_train_rows": 4, "block_size": 16}, "pack_block_size"),
+    ({"n_train_rows": 4, "random_token_share": 1.5}, "copy_random_token_share"),
+])
+def test_bad_arguments_are_refused(tokenizer, kwargs, field):
+    from mypt_hf.data.copy_pretraining import copy_pretraining_dataset
+
+    with pytest.raises(MyPTInputError) as error:
+        copy_pretraining_dataset(tokenizer, **kwargs)
+    assert error.value.field == field
+
+
+class _Copier(torch.nn.Module):
+    """A stand-in model whose greedy continuation of ``phrase ->`` is ``phrase`` (or a corrupted phrase)."""
+
+    def __init__(self, tokenizer, corrupt_every: int = 0):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.separator = tokenizer.encode(" ->", add_special_tokens=False)
+        self.corrupt_every, self.calls = corrupt_every, 0
+
+    def generate(self, input_ids, max_new_tokens, **kwargs):
+        prompt = input_ids[0].tolist()
+        copy = prompt[: len(prompt) - len(self.separator)][:max_new_tokens]
+        self.calls += 1
+        if self.corrupt_every and self.calls % self.corrupt_every == 0:
+            copy = copy[::-1] if len(set(copy)) > 1 else [copy[0] + 1] + copy[1:]
+        return torch.tensor([prompt + copy])
+
+
+def test_copy_probe_scores_exact_copies_and_gates_on_the_threshold(tokenizer):
+    from mypt_hf.evaluation.copy_probe import copy_probe, copy_probe_phrases
+    from mypt_hf.evaluation.suite import format_report
+
+    phrases = copy_probe_phrases(10)
+    assert phrases == copy_probe_phrases(10) and len(set(phrases)) == 10
+    report = copy_probe(_Copier(tokenizer), tokenizer, phrases, threshold=0.8)
+    assert report["passed"] and report["buckets"]["copy"]["rate"] == 1.0
+    report = copy_probe(_Copier(tokenizer, corrupt_every=4), tokenizer, phrases, threshold=0.8)
+    bucket = report["buckets"]["copy"]
+    assert (bucket["passed"], bucket["total"], bucket["verdict"]) == (8, 10, "PASS")
+    report = copy_probe(_Copier(tokenizer, corrupt_every=2), tokenizer, phrases, threshold=0.8)
+    assert not report["passed"] and report["buckets"]["copy"]["passed"] == 5
+    assert "copy" in format_report(report) and "OVERALL: FAIL (5/10 items)" in format_report(report)
