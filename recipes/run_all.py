@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The Phase 3a chain: α → β → γ → 3a-2 → operators, each phase starting from the previous phase's output.
+"""The Phase 3a chain: (tiny base →) α → β → γ → 3a-2 → operators, each phase starting from the previous output.
 
     python recipes/run_all.py [--phases alpha,beta] [--output_root outputs/tiny] [--set max_steps=10 ...]
     accelerate launch recipes/run_all.py --config_suffix _750M --init_from_model checkpoints/mypt-750M-hf

@@ -1,5 +1,5 @@
-"""The Phase 3a chain (mypt-hf run-phases / recipes/run_all.py) on cut-down settings: five phases, each from the
-previous phase's output, summary table, exit codes."""
+"""The Phase 3a chain (mypt-hf run-phases / recipes/run_all.py) on cut-down settings: the tiny base and five
+phases, each from the previous phase's output, summary table, exit codes."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ import torch
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
-PHASE_NAMES = ["phase3a1_alpha", "phase3a1_beta", "phase3a1_gamma", "phase3a2", "phase3a_operator"]
+PHASE_NAMES = ["tiny_base", "phase3a1_alpha", "phase3a1_beta", "phase3a1_gamma", "phase3a2", "phase3a_operator"]
 # a 1-layer 32-wide model, 2 steps per phase, small data (mirrors tests/test_recipes.py's cut-down α)
 CUT_DOWN = ["hidden_size=32", "num_hidden_layers=1", "num_attention_heads=2", "max_steps=2", "eval_steps=2",
             "save_steps=2", "logging_steps=1", "eval_max_new_tokens=4", "per_device_train_batch_size=4",
             "disable_tqdm=true", "mix_target_size=64", "echo_max_examples=64", "operator_n_train=60",
-            "operator_n_val=12", "eval_batch_size=64"]
+            "operator_n_val=12", "eval_batch_size=64", "copy_train_rows=16", "copy_val_rows=4",
+            "copy_probe_phrases=3"]
 
 
 def _sets(pairs):
@@ -34,7 +35,7 @@ def _card_init(card: str):
     return None
 
 
-def test_chain_runs_five_phases_each_from_the_previous_output(tmp_path, capsys):
+def test_chain_runs_every_phase_each_from_the_previous_output(tmp_path, capsys):
     from transformers import AutoModelForCausalLM
 
     import mypt_hf  # noqa: F401  (registers the architecture)
@@ -48,9 +49,9 @@ def test_chain_runs_five_phases_each_from_the_previous_output(tmp_path, capsys):
 
     # one start and one end line per phase, in chain order
     for i, phase in enumerate(PHASE_NAMES, start=1):
-        assert f"[chain {i}/5] {phase}: start from" in out
-        assert f"[chain {i}/5] {phase}: FAIL in " in out
-    assert out.index("[chain 1/5] phase3a1_alpha: FAIL") < out.index("[chain 2/5] phase3a1_beta: start")
+        assert f"[chain {i}/6] {phase}: start from" in out
+        assert f"[chain {i}/6] {phase}: FAIL in " in out
+    assert out.index("[chain 1/6] tiny_base: FAIL") < out.index("[chain 2/6] phase3a1_alpha: start")
 
     previous = None
     for phase in PHASE_NAMES:
@@ -78,19 +79,20 @@ def test_chain_runs_five_phases_each_from_the_previous_output(tmp_path, capsys):
     assert [row["phase"] for row in summary["phases"]] == PHASE_NAMES
     for row in summary["phases"]:
         assert row["verdict"] == "FAIL" and row["wall_s"] > 0
-        assert len(row["buckets"]) == 5  # every bucket reported, gated ones marked
+        assert len(row["buckets"]) == (1 if row["phase"] == "tiny_base" else 5)  # every bucket, gated ones marked
         gated = {name for name, bucket in row["buckets"].items() if bucket["gated"]}
         assert gated == set(row["gated_buckets"]) and len(gated) == len(PHASES[row["phase"]].gated)
         for bucket in row["buckets"].values():
             assert 0.0 <= bucket["rate"] <= 1.0 and bucket["threshold"] is not None
-    assert summary["phases"][1]["init_from_model"] == str((root / "phase3a1_alpha").resolve())
+    assert summary["phases"][1]["init_from_model"] == str((root / "tiny_base").resolve())
+    assert summary["phases"][2]["init_from_model"] == str((root / "phase3a1_alpha").resolve())
     assert summary["total_wall_s"] >= sum(row["wall_s"] for row in summary["phases"]) - 1e-6
     md = (root / "chain_summary.md").read_text()
-    rows = [line for line in md.splitlines() if line.startswith("| phase3a")]
+    rows = [line for line in md.splitlines() if line.startswith(("| phase3a", "| tiny_base"))]
     assert [line.split("|")[1].strip() for line in rows] == PHASE_NAMES
     assert all("FAIL" in line and "*" in line for line in rows)
     assert "| phase3a_operator | A, E |" in md and "| phase3a2 | A, B, C, D |" in md
-    assert "**total**" in md and "format_strict (A)" in md and "operators (E)" in md
+    assert "**total**" in md and "format_strict (A)" in md and "operators (E)" in md and "| tiny_base | copy |" in md
     assert md.splitlines()[0] in out  # the table is printed too
 
     # a later start: β from the α output already under this root; --stop_on_fail skips γ
@@ -107,27 +109,31 @@ def test_chain_runs_five_phases_each_from_the_previous_output(tmp_path, capsys):
 def test_chain_exits_0_when_every_phase_passes(tmp_path, capsys):
     from mypt_hf.cli import main as cli
 
-    # gate on anti_echo (C) only: an almost untrained model does not echo the made-up words, so it passes
+    # gate α on anti_echo (C) only: an almost untrained model does not echo the made-up words, so it passes;
+    # the base's copy gate with threshold 0 passes too
     root = tmp_path / "pass"
-    assert cli(["run-phases", "--output_root", str(root), "--phases", "phase3a1_alpha",
-                *_sets(CUT_DOWN + ["gate_buckets=C"])]) == 0
+    assert cli(["run-phases", "--output_root", str(root), "--phases", "base,alpha",
+                *_sets(CUT_DOWN + ["gate_buckets=C", "copy_probe_threshold=0"])]) == 0
     summary = json.loads((root / "chain_summary.json").read_text())
     assert summary["passed"] is True and summary["exit_code"] == 0
     assert [(r["phase"], r["verdict"], r["gated_buckets"]) for r in summary["phases"]] == [
-        ("phase3a1_alpha", "PASS", ["anti_echo"])]
-    assert "**PASS** (1/1 phases)" in (root / "chain_summary.md").read_text()
-    assert "[chain 1/1] phase3a1_alpha: PASS in" in capsys.readouterr().out
+        ("tiny_base", "PASS", ["copy"]), ("phase3a1_alpha", "PASS", ["anti_echo"])]
+    assert "**PASS** (2/2 phases)" in (root / "chain_summary.md").read_text()
+    assert "[chain 2/2] phase3a1_alpha: PASS in" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args, message", [
     (["--phases", "alpha,delta"], "unknown phase 'delta'"),
-    (["--config_suffix", "_nope"], "no config for phase3a1_alpha"),
+    (["--config_suffix", "_nope"], "no config for tiny_base"),
     (["--set", "max_steps"], "not key=value"),
     (["--set", "output_dir=elsewhere"], "--output_root"),
     (["--set", "not_a_real_key=3"], "not_a_real_key"),
     (["--phases", "beta"], "phase3a1_alpha first"),  # nothing under the root to start β from
     (["--config_suffix", "_750M", "--phases", "alpha"], "converted MyPT base"),
     (["--phases", "beta", "--init_from_model", "no/such/model"], "init_from_model"),
+    (["--phases", "alpha"], "tiny_base first"),
+    (["--config_suffix", "_750M"], "exists only for the tiny default"),
+    (["--phases", "base,alpha", "--init_from_model", "some/model"], "trains a fresh model"),
 ])
 def test_bad_input_exits_2_before_anything_runs(tmp_path, capsys, args, message):
     from mypt_hf.cli import main as cli
@@ -145,6 +151,7 @@ def test_run_all_script_and_phase_names(tmp_path, monkeypatch, capsys):
     assert resolve_phases("operator, alpha,phase3a2,3a-1_gamma") == ["phase3a1_alpha", "phase3a1_gamma", "phase3a2",
                                                                      "phase3a_operator"]
     assert resolve_phases(None) == PHASE_NAMES
+    assert resolve_phases(None, init_from_model="converted/base") == PHASE_NAMES[1:]  # a real base: no tiny base
     with pytest.raises(MyPTInputError):
         resolve_phases(",")
     spec = importlib.util.spec_from_file_location("run_all", ROOT / "recipes" / "run_all.py")
@@ -157,7 +164,7 @@ def test_run_all_script_and_phase_names(tmp_path, monkeypatch, capsys):
 
 
 def test_two_process_chain_syncs_ranks_between_phases(tmp_path):
-    """recipes/run_all.py under torchrun (2 processes, gloo on CPU): α then β, β from the α model rank 0 saved;
+    """recipes/run_all.py under torchrun (2 processes, gloo on CPU): base then α, α from the base rank 0 saved;
     both ranks exit 1 (failed gates), no rank crashes, one summary with rank 0's verdicts."""
     import os
     import re
@@ -171,7 +178,7 @@ def test_two_process_chain_syncs_ranks_between_phases(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                              "--master_addr", "127.0.0.1", "--master_port", str(port),
-                             str(ROOT / "recipes" / "run_all.py"), "--phases", "alpha,beta", "--output_root", str(root),
+                             str(ROOT / "recipes" / "run_all.py"), "--phases", "base,alpha", "--output_root", str(root),
                              *_sets(CUT_DOWN)], env=env, capture_output=True, text=True, timeout=240)
     log = result.stdout[-3000:] + result.stderr[-3000:]
     assert result.returncode == 1, log  # the gates fail (2 steps) ...
@@ -180,8 +187,8 @@ def test_two_process_chain_syncs_ranks_between_phases(tmp_path):
     assert "1" in codes and set(codes) <= {"1", "-15"}, log
     assert result.stderr.count("Traceback") == 1, log  # torchrun's own ChildFailedError, none from a rank
     summary = json.loads((root / "chain_summary.json").read_text())
-    assert [(r["phase"], r["verdict"]) for r in summary["phases"]] == [("phase3a1_alpha", "FAIL"),
-                                                                        ("phase3a1_beta", "FAIL")]
-    assert result.stdout.count("[chain 2/2] phase3a1_beta: start from") == 1  # progress lines from rank 0 only
-    args = torch.load(root / "phase3a1_beta" / "training_args.bin", weights_only=False)
-    assert Path(args.init_from_model) == (root / "phase3a1_alpha").resolve() and args.world_size == 2
+    assert [(r["phase"], r["verdict"]) for r in summary["phases"]] == [("tiny_base", "FAIL"),
+                                                                        ("phase3a1_alpha", "FAIL")]
+    assert result.stdout.count("[chain 2/2] phase3a1_alpha: start from") == 1  # progress lines from rank 0 only
+    args = torch.load(root / "phase3a1_alpha" / "training_args.bin", weights_only=False)
+    assert Path(args.init_from_model) == (root / "tiny_base").resolve() and args.world_size == 2

@@ -1,4 +1,4 @@
-"""Phase recipes: the α recipe end to end on a cut-down tiny config, argument handling, bad input."""
+"""Phase recipes: the tiny base and α recipes end to end on a cut-down tiny config, argument handling, bad input."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ torch.set_num_threads(1)
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 CUT_DOWN = ["--hidden_size", "32", "--num_hidden_layers", "1", "--num_attention_heads", "2", "--max_steps", "3",
             "--eval_steps", "3", "--save_steps", "3", "--logging_steps", "1", "--eval_max_new_tokens", "4",
-            "--per_device_train_batch_size", "4", "--disable_tqdm", "true"]
+            "--per_device_train_batch_size", "4", "--disable_tqdm", "true", "--copy_train_rows", "16",
+            "--copy_val_rows", "4", "--copy_probe_phrases", "3"]
 
 
 def load_recipe(name):
@@ -33,8 +34,21 @@ def test_alpha_recipe_end_to_end_saves_model_card_plots_and_gate(tmp_path, capsy
     from mypt_hf.generation import build_chat_messages, generate_replies
     from mypt_hf.tokenization_mypt import load_tokenizer
 
+    # the tiny base first: copy pretraining of a fresh model, gated by the copy probe
+    base = tmp_path / "tiny_base"
+    code = load_recipe("tiny_base").main(["--output_dir", str(base), *CUT_DOWN])
+    assert code == 1  # 3 steps do not teach copying: the gate fails, the model is still saved
+    report = json.loads((base / "gate_report.json").read_text())
+    assert report["phase"] == "tiny_base" and report["gated_buckets"] == ["copy"]
+    assert report["buckets"]["copy"]["total"] == 3 and report["buckets"]["copy"]["verdict"] == "FAIL"
+    metadata = json.loads((base / "data" / "mypt_metadata.json").read_text())
+    assert metadata["prepare_mode"] == "copy_pretraining" and metadata["splits"]["train"]["rows"] == 16
+    card = (base / "README.md").read_text()
+    assert "copy_pretraining" in card and "gates.png" in card and (base / "loss.png").is_file()
+
     out = tmp_path / "phase3a1_alpha"
     code = load_recipe("phase3a1_alpha").main(["--output_dir", str(out), *CUT_DOWN])
+    assert f"[phase3a1_alpha] starting from {base.resolve()}" in capsys.readouterr().out  # the sibling base
     assert code in (0, 1)  # 3 steps do not pass the gate; the exit status says so, the model is still saved
     for name in ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "README.md",
                  "loss.png", "gates.png", "gate_report.json", "data/mypt_metadata.json"):
@@ -85,7 +99,7 @@ def test_cli_overrides_config_and_every_config_parses(tmp_path):
     assert train_args.learning_rate == 5e-4 and train_args.output_dir == str(tmp_path)
     assert model_args.tokenizer == "embedded" and data_args.enable_packing
     for phase in PHASES:
-        for suffix in ("", "_750M"):
+        for suffix in ("", "_750M") if phase != "tiny_base" else ("",):  # 750M starts from a converted base
             m, d, t = parse_phase_args(phase, ["--config", str(RECIPES / "configs" / f"{phase}{suffix}.yaml"),
                                                "--output_dir", str(tmp_path / phase)])
             if suffix:
@@ -94,7 +108,7 @@ def test_cli_overrides_config_and_every_config_parses(tmp_path):
     _, d, t = parse_phase_args("phase3a_operator", ["--config", str(RECIPES / "configs" / "phase3a_operator_750M.yaml")])
     assert d.pack_block_size == 1024 and d.pack_by_field == "_meta.operator" and 2.0 <= t.coverage <= 3.5
     lrs = {p: parse_phase_args(p, ["--config", str(RECIPES / "configs" / f"{p}_750M.yaml")])[2].learning_rate
-           for p in PHASES}
+           for p in PHASES if p != "tiny_base"}
     assert lrs == {"phase3a1_alpha": 7e-5, "phase3a1_beta": 5e-5, "phase3a1_gamma": 5e-5, "phase3a2": 3e-5,
                    "phase3a_operator": 7e-5}
 
@@ -104,6 +118,8 @@ def test_missing_starting_model_is_refused_before_data_and_training(tmp_path):
 
     with pytest.raises(MyPTInputError, match="phase3a1_alpha first"):
         PhaseRun.from_argv("phase3a1_beta", ["--output_dir", str(tmp_path / "phase3a1_beta")])
+    with pytest.raises(MyPTInputError, match="tiny_base first"):
+        PhaseRun.from_argv("phase3a1_alpha", ["--output_dir", str(tmp_path / "phase3a1_alpha")])
     with pytest.raises(MyPTInputError, match="init_from_model"):
         PhaseRun.from_argv("phase3a1_beta", ["--output_dir", str(tmp_path / "b"),
                                              "--init_from_model", str(tmp_path / "nope")])

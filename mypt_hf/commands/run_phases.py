@@ -1,4 +1,4 @@
-"""`mypt-hf run-phases`: the Phase 3a chain (α → β → γ → 3a-2 → operators), each from the previous output.
+"""`mypt-hf run-phases`: the Phase 3a chain ((tiny base →) α → β → γ → 3a-2 → operators), each from the previous one.
 
 The work is in mypt_hf/training/chain.py; the options live here so `mypt-hf --help` stays light.
 """
@@ -14,7 +14,7 @@ PHASE_NAMES = ("phase3a1_alpha", "phase3a1_beta", "phase3a1_gamma", "phase3a2", 
 def add_arguments(parser) -> None:
     parser.add_argument("--phases", default=None,
                         help="comma-separated phases, run in chain order (default: all five): "
-                             f"{', '.join(PHASE_NAMES)} or alpha, beta, gamma, 3a2, operator")
+                             f"{', '.join(PHASE_NAMES)} or base, alpha, beta, gamma, 3a2, operator")
     parser.add_argument("--output_root", default=None,
                         help="phase outputs go to <output_root>/<phase> (default outputs/tiny; "
                              "outputs/750M with --config_suffix _750M)")

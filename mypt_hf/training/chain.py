@@ -1,4 +1,4 @@
-"""The whole Phase 3a chain in one call: α → β → γ → 3a-2 → operators, each from the previous phase's output.
+"""The whole Phase 3a chain in one call: (tiny base →) α → β → γ → 3a-2 → operators, each from the previous output.
 
     mypt-hf run-phases [--phases alpha,beta] [--output_root outputs/tiny] [--set max_steps=10 ...]
     python recipes/run_all.py ...            accelerate launch recipes/run_all.py ...
@@ -9,6 +9,9 @@ overrides, so the chain works under any output root. One progress line per phase
 (verdict, wall time, gated rates); at the end a table (every bucket's pass rate, gated ones marked, PASS/FAIL,
 wall time, total) printed and written as ``chain_summary.md`` / ``chain_summary.json`` in the output root
 (rewritten after every phase, so an interrupted chain still leaves what it did).
+
+The tiny default starts with ``tiny_base`` (copy pretraining of a fresh model, the stand-in for a pretrained
+base); with ``--init_from_model`` (e.g. a converted 750M base and the ``_750M`` configs) the chain starts at α.
 
 A failed gate does not stop the chain (the phase's model is saved and the next phase starts from it) unless
 ``stop_on_fail``. Exit status of :func:`main`: 0 when every phase passed its gate, 1 (GateFailure) otherwise,
@@ -38,11 +41,13 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from ..errors import GateFailure, MyPTInputError
 from .recipe import PHASES, RECIPES_DIR
 
-CHAIN = tuple(PHASES)  # chain order: phase3a1_alpha, phase3a1_beta, phase3a1_gamma, phase3a2, phase3a_operator
+CHAIN = tuple(PHASES)  # chain order: tiny_base, phase3a1_alpha, phase3a1_beta, phase3a1_gamma, phase3a2, phase3a_operator
+BASE_PHASE = "tiny_base"  # trains a fresh model; a chain given --init_from_model (a real base) skips it
 DEFAULT_CONFIG_DIR = RECIPES_DIR / "configs"
 SUMMARY_NAME = "chain_summary"
 # short names accepted by --phases (the full names always work)
 ALIASES = {
+    "base": "tiny_base",
     "alpha": "phase3a1_alpha", "3a1_alpha": "phase3a1_alpha", "3a-1_alpha": "phase3a1_alpha",
     "beta": "phase3a1_beta", "3a1_beta": "phase3a1_beta", "3a-1_beta": "phase3a1_beta",
     "gamma": "phase3a1_gamma", "3a1_gamma": "phase3a1_gamma", "3a-1_gamma": "phase3a1_gamma",
@@ -54,10 +59,12 @@ ALIASES = {
 _RESERVED_OVERRIDES = {"output_dir": "--output_root", "init_from_model": "--init_from_model", "config": "--config_dir"}
 
 
-def resolve_phases(phases: Optional[Sequence[str] | str]) -> List[str]:
-    """Phase names (full or short, comma-separated or a list) → full names in chain order, no repeats."""
+def resolve_phases(phases: Optional[Sequence[str] | str], init_from_model: Optional[str] = None) -> List[str]:
+    """Phase names (full or short, comma-separated or a list) → full names in chain order, no repeats.
+
+    No ``phases``: the whole chain, without the tiny base when ``init_from_model`` names a starting model."""
     if phases is None:
-        return list(CHAIN)
+        return [name for name in CHAIN if not (init_from_model and name == BASE_PHASE)]
     if isinstance(phases, str):
         phases = phases.split(",")
     chosen = set()
@@ -69,10 +76,13 @@ def resolve_phases(phases: Optional[Sequence[str] | str]) -> List[str]:
         full = lower if lower in PHASES else ALIASES.get(lower) or ALIASES.get(lower.removeprefix("phase"))
         if full is None:
             raise MyPTInputError(f"unknown phase {raw!r}; choose from {', '.join(CHAIN)} "
-                                 f"(or alpha, beta, gamma, 3a2, operator)", field="phases")
+                                 f"(or base, alpha, beta, gamma, 3a2, operator)", field="phases")
         chosen.add(full)
     if not chosen:
         raise MyPTInputError("no phase chosen", field="phases")
+    if init_from_model and BASE_PHASE in chosen:
+        raise MyPTInputError(f"{BASE_PHASE} trains a fresh model: leave it out of --phases when --init_from_model "
+                             "gives the starting model", field="phases")
     return [name for name in CHAIN if name in chosen]
 
 
@@ -123,30 +133,30 @@ def _plan(phases: List[str], config_dir: Path, config_suffix: str, output_root: 
     for index, phase in enumerate(phases):
         config = config_dir / f"{phase}{config_suffix}.yaml"
         if not config.is_file():
-            raise MyPTInputError(f"no config for {phase} with suffix {config_suffix!r}", path=str(config),
+            hint = (f"; {phase} exists only for the tiny default: pass --init_from_model <converted base> to "
+                    "start the chain at α") if phase == BASE_PHASE and config_suffix else ""
+            raise MyPTInputError(f"no config for {phase} with suffix {config_suffix!r}{hint}", path=str(config),
                                  field="config_suffix")
         output_dir = output_root / phase
+        base_argv = ["--config", str(config), "--output_dir", str(output_dir)]
+        model_args, _, _ = parse_phase_args(phase, base_argv + extra)  # unknown keys / bad values → exit 2
         previous = PHASES[phase].previous
         if index == 0 and init_from_model:
             init: Optional[Path] = Path(init_from_model).resolve()
             if not _is_model_dir(init):
                 raise MyPTInputError("init_from_model is not a saved model directory (no config.json)",
                                      path=str(init), field="init_from_model")
-        elif previous is None:
-            init = None
         elif plan and plan[-1]["phase"] == previous:
             init = Path(plan[-1]["output_dir"])  # produced earlier in this chain
+        elif previous is None or model_args.require_init_from_model:
+            init = None  # a fresh model, or a config that needs --init_from_model (refused below)
         else:
             init = output_root / previous  # a chain that starts later (or skips a phase): that output must exist
             if not _is_model_dir(init):
                 raise MyPTInputError(f"{phase} starts from {previous}'s output, which is missing: run {previous} "
                                      f"first, include it in --phases, or pass --init_from_model",
                                      path=str(init), field="init_from_model")
-        argv = ["--config", str(config), "--output_dir", str(output_dir)]
-        if init is not None:
-            argv += ["--init_from_model", str(init)]
-        argv += extra
-        model_args, _, _ = parse_phase_args(phase, argv)  # unknown keys / bad values → MyPTInputError (exit 2)
+        argv = base_argv + (["--init_from_model", str(init)] if init is not None else []) + extra
         if init is None and model_args.require_init_from_model:
             raise MyPTInputError(f"{config.name} fine-tunes a converted MyPT base model: pass --init_from_model <dir> "
                                  "(see `mypt-hf convert`)", path=str(config), field="init_from_model")
@@ -296,7 +306,7 @@ def run_phases(phases: Optional[Sequence[str] | str] = None, config_dir: str | P
     starting model (needed for the ``_750M`` configs). Raises MyPTInputError for bad input before training
     anything. ``summary["passed"]`` is true only when every phase ran and passed its gate.
     """
-    names = resolve_phases(phases)
+    names = resolve_phases(phases, init_from_model)
     config_dir = Path(config_dir)
     if not config_dir.is_dir():
         raise MyPTInputError("config directory not found", path=str(config_dir), field="config_dir")
@@ -386,7 +396,8 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``recipes/run_all.py``: parse ``argv`` (default ``sys.argv[1:]``) and run the chain."""
-    description = "Run the Phase 3a chain α → β → γ → 3a-2 → operators, each from the previous phase's output."
+    description = ("Run the Phase 3a chain (tiny base →) α → β → γ → 3a-2 → operators, each from the previous "
+                   "phase's output.")
     parser = argparse.ArgumentParser(prog="run_all.py", description=description)
     add_chain_arguments(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))

@@ -43,10 +43,15 @@ class PhaseInfo:
     title: str
     previous: Optional[str]
     gated: Tuple[str, ...]
+    gate_kind: str = "suite"  # "suite": the sft_eval_suite buckets; "copy": the copy probe (tiny base)
 
 
 PHASES: Dict[str, PhaseInfo] = {
-    "phase3a1_alpha": PhaseInfo("phase3a1_alpha", "Phase 3a-1α: format lock (minimal, no math)", None, ("A", "B")),
+    # Stands in for the pretrained base the 750M recipes start from (a chain given --init_from_model skips it).
+    "tiny_base": PhaseInfo("tiny_base", "Tiny base: in-context copy pretraining (no chat format)", None, ("copy",),
+                           gate_kind="copy"),
+    "phase3a1_alpha": PhaseInfo("phase3a1_alpha", "Phase 3a-1α: format lock (minimal, no math)", "tiny_base",
+                                ("A", "B")),
     "phase3a1_beta": PhaseInfo("phase3a1_beta", "Phase 3a-1β: echo (no gibberish) + α replay", "phase3a1_alpha",
                                ("A", "B", "C")),
     "phase3a1_gamma": PhaseInfo("phase3a1_gamma", "Phase 3a-1γ: BPE-safe gibberish echo + β + α replay",
@@ -80,6 +85,12 @@ class DataArguments:
     echo_gibberish_letters: bool = field(
         default=False, metadata={"help": "γ: letter-level made-up words (longer, more varied) instead of syllable pairs."})
     echo_max_target_tokens: int = field(default=4, metadata={"help": "γ: max tokens of a made-up word in a prompt."})
+    copy_train_rows: int = field(default=16000, metadata={"help": "Tiny base: copy-pretraining training rows."})
+    copy_val_rows: int = field(default=256, metadata={"help": "Tiny base: copy-pretraining validation rows."})
+    copy_random_token_share: float = field(
+        default=0.25, metadata={"help": "Tiny base: share of random-token segments (the rest copy made-up phrases)."})
+    copy_probe_phrases: int = field(default=60, metadata={"help": "Tiny base: held-out phrases of the copy gate."})
+    copy_probe_threshold: float = field(default=0.8, metadata={"help": "Tiny base: copy gate threshold."})
     gate_buckets: Optional[str] = field(default=None, metadata={"help": "Comma-separated gated buckets "
                                                                          "(default: the phase's)."})
     eval_batch_size: int = field(default=32, metadata={"help": "Batch size of the gate's generation."})
@@ -185,6 +196,9 @@ class PhaseRun:
         from .modeling import build_fresh_model, load_model_for_training
 
         init = self.args.init_from_model
+        if init is None and self.model_args.require_init_from_model:
+            raise MyPTInputError("this config fine-tunes a converted MyPT base model: pass --init_from_model <dir> "
+                                 "(see `mypt-hf convert`)", field="init_from_model")
         if init is None and self.phase.previous is not None:
             init = default_init_from_model(self.phase.name, str(self.output_dir))
             if not Path(init).is_dir():
@@ -192,9 +206,6 @@ class PhaseRun:
                                      f"{self.phase.previous} first or pass --init_from_model",
                                      path=str(init), field="init_from_model")
             self.args.init_from_model = str(init)
-        if init is None and self.model_args.require_init_from_model:
-            raise MyPTInputError("this config fine-tunes a converted MyPT base model: pass --init_from_model <dir> "
-                                 "(see `mypt-hf convert`)", field="init_from_model")
         if init is not None:
             self.model, self.tokenizer = load_model_for_training(init, dropout=self.model_args.dropout)
             self._print(f"starting from {init}")
@@ -224,6 +235,24 @@ class PhaseRun:
                     val_split=self.data.val_split if val_episodes is None else 0.0,
                     enable_packing=self.data.enable_packing, pack_block_size=self.data.pack_block_size,
                     pack_by_field=self.data.pack_by_field, seed=self.data.episode_seed, verbose=True)
+            write_json(self.output_dir / "data_sources.json", self.sources)
+        self._barrier()
+        self.dataset, self.metadata = load_prepared(data_dir)
+        self.timings["data_s"] = time.perf_counter() - t0
+        return self.dataset, self.metadata
+
+    def use_dataset(self, dataset: Any, metadata: Dict[str, Any],
+                    sources: Optional[Sequence[Mapping[str, Any]]] = None) -> Tuple[Any, Dict[str, Any]]:
+        """Save an already tokenized ``(DatasetDict, metadata)`` (prepared layout) to ``<output_dir>/data`` and
+        train on it, as :meth:`prepare` does for episodes (e.g. the tiny base's copy-pretraining rows)."""
+        from ..data.prepare import load_prepared, save_prepared
+        from ..io_utils import write_json
+
+        t0 = time.perf_counter()
+        self.sources = [dict(s) for s in (sources or [])]
+        data_dir = self.output_dir / "data"
+        if int(os.environ.get("RANK", "0")) == 0:
+            save_prepared(dataset, metadata, data_dir, overwrite=True)
             write_json(self.output_dir / "data_sources.json", self.sources)
         self._barrier()
         self.dataset, self.metadata = load_prepared(data_dir)
@@ -289,9 +318,15 @@ class PhaseRun:
             return None
         t0 = time.perf_counter()
         model = self.trainer.accelerator.unwrap_model(self.trainer.model) if self.trainer else self.model
-        report = run_eval_suite(model, self.tokenizer, buckets=None, batch_size=self.data.eval_batch_size,
-                                max_new_tokens=self.args.eval_max_new_tokens, progress=False)
-        self.report = apply_gates(report, self.gated_buckets())
+        if self.phase.gate_kind == "copy":
+            from ..evaluation.copy_probe import copy_probe, copy_probe_phrases
+
+            self.report = copy_probe(model, self.tokenizer, copy_probe_phrases(self.data.copy_probe_phrases),
+                                     threshold=self.data.copy_probe_threshold)
+        else:
+            report = run_eval_suite(model, self.tokenizer, buckets=None, batch_size=self.data.eval_batch_size,
+                                    max_new_tokens=self.args.eval_max_new_tokens, progress=False)
+            self.report = apply_gates(report, self.gated_buckets())
         self.report["phase"] = self.phase.name
         write_report(self.report, self.output_dir / "gate_report.json")
         print(format_report(self.report), flush=True)
