@@ -224,7 +224,8 @@ def _pct(value: Optional[float]) -> str:
 
 def _gated_rates(row: Mapping[str, Any]) -> str:
     letters = _letters()
-    parts = [f"{letters.get(n, n)} {n} {_pct(row['buckets'][n]['rate'])}/{_pct(row['buckets'][n]['threshold'])}"
+    parts = [f"{letters[n] + ' ' if n in letters else ''}{n} "
+             f"{_pct(row['buckets'][n]['rate'])}/{_pct(row['buckets'][n]['threshold'])}"
              for n in row["gated_buckets"]]
     return ", ".join(parts) if parts else "no gate report"
 
