@@ -80,6 +80,9 @@ class DataArguments:
     operator_max_tokens: int = field(default=12, metadata={"help": "Max payload tokens (operators)."})
     operator_novel_word_share: float = field(
         default=0.0, metadata={"help": "Share of operator payloads made mostly of made-up words (0 = word pools only)."})
+    operator_format_replay_share: float = field(
+        default=0.0, metadata={"help": "Operators: share of α format-lock replay in the training mix (0 = operators "
+                                       "only, as the guide)."})
     echo_max_examples: Optional[int] = field(default=None, metadata={"help": "Cap on generated echo episodes."})
     echo_gibberish_words_en: int = field(default=300, metadata={"help": "Made-up English words of γ's echo data."})
     echo_gibberish_letters: bool = field(
