@@ -152,6 +152,9 @@ def test_run_all_script_and_phase_names(tmp_path, monkeypatch, capsys):
                                                                      "phase3a_operator"]
     assert resolve_phases(None) == PHASE_NAMES
     assert resolve_phases(None, init_from_model="converted/base") == PHASE_NAMES[1:]  # a real base: no tiny base
+    from mypt_hf.commands.run_phases import PHASE_NAMES as HELP_NAMES  # the light CLI module's copy of the list
+
+    assert list(HELP_NAMES) == PHASE_NAMES
     with pytest.raises(MyPTInputError):
         resolve_phases(",")
     spec = importlib.util.spec_from_file_location("run_all", ROOT / "recipes" / "run_all.py")

@@ -5,15 +5,17 @@ The work is in mypt_hf/training/chain.py; the options live here so `mypt-hf --he
 
 from __future__ import annotations
 
-HELP = ("Run the Phase 3a chain alpha -> beta -> gamma -> 3a-2 -> operators (each phase from the previous output); "
+HELP = ("Run the Phase 3a chain (tiny base ->) alpha -> beta -> gamma -> 3a-2 -> operators (each phase from the "
+        "previous output); "
         "prints and writes a gate table (chain_summary.md/json).")
 
-PHASE_NAMES = ("phase3a1_alpha", "phase3a1_beta", "phase3a1_gamma", "phase3a2", "phase3a_operator")
+PHASE_NAMES = ("tiny_base", "phase3a1_alpha", "phase3a1_beta", "phase3a1_gamma", "phase3a2", "phase3a_operator")
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--phases", default=None,
-                        help="comma-separated phases, run in chain order (default: all five): "
+                        help="comma-separated phases, run in chain order (default: the whole chain; "
+                             "without tiny_base when --init_from_model is given): "
                              f"{', '.join(PHASE_NAMES)} or base, alpha, beta, gamma, 3a2, operator")
     parser.add_argument("--output_root", default=None,
                         help="phase outputs go to <output_root>/<phase> (default outputs/tiny; "
@@ -24,7 +26,7 @@ def add_arguments(parser) -> None:
                         help="config variant: '' (tiny default) or _750M (needs --init_from_model)")
     parser.add_argument("--init_from_model", default=None,
                         help="starting model of the first chosen phase (a converted MyPT base for _750M; "
-                             "default: fresh for alpha, else <output_root>/<previous phase>)")
+                             "default: fresh for tiny_base, else <output_root>/<previous phase>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key in every phase (repeatable), e.g. --set max_steps=10")
     parser.add_argument("--stop_on_fail", action="store_true",
