@@ -226,36 +226,32 @@ class PhaseRun:
     def prepare(self, train_episodes: Any, val_episodes: Any = None,
                 sources: Optional[Sequence[Mapping[str, Any]]] = None) -> Tuple[Any, Dict[str, Any]]:
         """Tokenize, mask and pack the episodes into ``<output_dir>/data`` (mypt_hf.data.prepare)."""
-        from ..data.prepare import load_prepared, prepare
-        from ..io_utils import write_json
+        from ..data.prepare import prepare
 
-        t0 = time.perf_counter()
-        self.sources = [dict(s) for s in (sources or [])]
-        data_dir = self.output_dir / "data"
-        is_main = int(os.environ.get("RANK", "0")) == 0
-        if is_main:
-            prepare(train_episodes, data_dir, self.tokenizer, overwrite=True, val_file=val_episodes,
-                    val_split=self.data.val_split if val_episodes is None else 0.0,
-                    enable_packing=self.data.enable_packing, pack_block_size=self.data.pack_block_size,
-                    pack_by_field=self.data.pack_by_field, seed=self.data.episode_seed, verbose=True)
-            write_json(self.output_dir / "data_sources.json", self.sources)
-        self._barrier()
-        self.dataset, self.metadata = load_prepared(data_dir)
-        self.timings["data_s"] = time.perf_counter() - t0
-        return self.dataset, self.metadata
+        return self._write_data(lambda data_dir: prepare(
+            train_episodes, data_dir, self.tokenizer, overwrite=True, val_file=val_episodes,
+            val_split=self.data.val_split if val_episodes is None else 0.0, enable_packing=self.data.enable_packing,
+            pack_block_size=self.data.pack_block_size, pack_by_field=self.data.pack_by_field,
+            seed=self.data.episode_seed, verbose=True), sources)
 
     def use_dataset(self, dataset: Any, metadata: Dict[str, Any],
                     sources: Optional[Sequence[Mapping[str, Any]]] = None) -> Tuple[Any, Dict[str, Any]]:
         """Save an already tokenized ``(DatasetDict, metadata)`` (prepared layout) to ``<output_dir>/data`` and
         train on it, as :meth:`prepare` does for episodes (e.g. the tiny base's copy-pretraining rows)."""
-        from ..data.prepare import load_prepared, save_prepared
+        from ..data.prepare import save_prepared
+
+        return self._write_data(lambda data_dir: save_prepared(dataset, metadata, data_dir, overwrite=True), sources)
+
+    def _write_data(self, write: Any, sources: Optional[Sequence[Mapping[str, Any]]]) -> Tuple[Any, Dict[str, Any]]:
+        """``write(<output_dir>/data)`` on rank 0 with ``data_sources.json``, sync ranks, load it on every rank."""
+        from ..data.prepare import load_prepared
         from ..io_utils import write_json
 
         t0 = time.perf_counter()
         self.sources = [dict(s) for s in (sources or [])]
         data_dir = self.output_dir / "data"
         if int(os.environ.get("RANK", "0")) == 0:
-            save_prepared(dataset, metadata, data_dir, overwrite=True)
+            write(data_dir)
             write_json(self.output_dir / "data_sources.json", self.sources)
         self._barrier()
         self.dataset, self.metadata = load_prepared(data_dir)
