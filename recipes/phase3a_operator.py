@@ -16,15 +16,16 @@ from mypt_hf.training.recipe import PhaseRun, run_recipe, source_row
 
 def main(argv=None) -> int:
     run = PhaseRun.from_argv("phase3a_operator", argv)
+    share = run.data.operator_format_replay_share
+    if not 0.0 <= share < 1.0:
+        raise MyPTInputError(f"operator_format_replay_share must be in [0, 1), got {share}",
+                             field="operator_format_replay_share")
     data = operators(n_train=run.data.operator_n_train, n_val=run.data.operator_n_val,
                      max_tokens=run.data.operator_max_tokens, seed_train=run.data.episode_seed,
                      novel_word_share=run.data.operator_novel_word_share, tokenizer=run.tokenizer)
-    train, share = data["train"], run.data.operator_format_replay_share
+    train = data["train"]
     sources = [source_row("operators train", data["train"], 1.0 - share, "COPY/WRAP/EXTRACT, train templates")]
     if share:  # the tiny default: a little α replay keeps the stop on plain chat prompts
-        if not 0.0 < share < 1.0:
-            raise MyPTInputError(f"operator_format_replay_share must be in [0, 1), got {share}",
-                                 field="operator_format_replay_share")
         replay = format_lock(mode="minimal", math="exclude", seed=run.data.episode_seed)
         train = mix([data["train"], replay], weights=[1.0 - share, share], target_size=round(len(train) / (1.0 - share)),
                     shuffle=True, seed=run.data.episode_seed, names=["operators", "alpha_replay"])
