@@ -34,6 +34,11 @@ HELD_OUT_ECHO = (
     ("Repeat the word Porcupine.", "Porcupine"), ("Kindly echo: brass thimble", "brass thimble"),
     ("Write back: 73", "73"), ("Say after me: Quokka", "Quokka"), ("Wiederhole das Wort: Sonnenblume", "Sonnenblume"),
     ("Copy: Tangerine dusk", "Tangerine dusk"),
+    ("Duplicate: Hazelnut", "Hazelnut"), ("Send back: juniper thistle", "juniper thistle"),
+    ("Repeat back: Lobster", "Lobster"), ("Tell me back: nutmeg waffle", "nutmeg waffle"),
+    ("Parrot this: Pelican", "Pelican"), ("Return exactly: rhubarb", "rhubarb"), ("Mimic: Wombat", "Wombat"),
+    ("Please echo: 58", "58"), ("Write the word Zeppelin.", "Zeppelin"), ("Echo back: Badger", "Badger"),
+    ("Sag nach: Pistazie", "Pistazie"), ("Copy exactly: ember goblet", "ember goblet"),
 )
 # C: made-up words outside the echo generator's gibberish and the reserved list; new question forms.
 HELD_OUT_ANTI_ECHO = (
@@ -47,6 +52,9 @@ HELD_OUT_REGRESSION = (
     ("How much is 6 + 3?", "9"), ("Compute 8 + 5.", "13"), ("What do you get from 9 - 4?", "5"),
     ("Calculate 12 - 7.", "5"), ("Which city is the capital of Italy?", "Rome"), ("Germany's capital?", "Berlin"),
     ("Is snow cold?", "Yes"), ("Can stones swim?", "No"),
+    ("Add 4 and 3.", "7"), ("Subtract 3 from 10.", "7"), ("Sum of 5 and 6?", "11"), ("What is 2 plus 2?", "4"),
+    ("Name the capital of Spain.", "Madrid"), ("The capital city of France is?", "Paris"),
+    ("Do fish live in water?", "Yes"), ("Can a cat fly?", "No"),
 )
 # E: operator templates outside TRAIN/VAL/RESERVED; payloads outside every pool.
 HELD_OUT_OPERATORS = (
