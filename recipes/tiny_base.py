@@ -20,9 +20,12 @@ def main(argv=None) -> int:
     dataset, metadata = copy_pretraining_dataset(
         run.tokenizer, n_train_rows=run.data.copy_train_rows, n_val_rows=run.data.copy_val_rows,
         block_size=run.data.pack_block_size, seed=run.data.episode_seed,
-        random_token_share=run.data.copy_random_token_share)
-    settings = (f"made-up phrases + their copies, {run.data.copy_random_token_share:.0%} random-token repeats, "
-                f"{run.data.pack_block_size}-token rows")
+        random_token_share=run.data.copy_random_token_share, bare_share=run.data.copy_bare_share,
+        framed_share=run.data.copy_framed_share, variants_start=run.data.copy_variants_start)
+    data = run.data
+    settings = (f"made-up phrases + their copies, {data.copy_random_token_share:.0%} random-token repeats, "
+                f"{data.pack_block_size}-token rows; after {data.copy_variants_start:.0%} of the rows "
+                f"{data.copy_bare_share:.0%} bare and {data.copy_framed_share:.0%} framed copies")
     run.use_dataset(dataset, metadata, sources=[source_row("copy_pretraining", dataset["train"], 1.0, settings)])
     run.train()
     run.gate()

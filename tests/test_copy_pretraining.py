@@ -51,11 +51,60 @@ def test_same_arguments_same_rows_and_validation_is_new_text(tokenizer):
     assert a["train"]["input_ids"] != a["validation"]["input_ids"]
 
 
+def _segments(tokenizer, n=200, **shares):
+    from mypt_hf.data.copy_pretraining import _SegmentSource
+
+    source = _SegmentSource(tokenizer, 5, 0.0, **shares)
+    for _ in range(n):
+        ids, labels = source.segment()
+        start = next(i for i, label in enumerate(labels) if label != -100)
+        assert labels[start:] == ids[start:] and all(label == -100 for label in labels[:start])
+        yield tokenizer.decode(ids[:start]), tokenizer.decode(ids[start:])
+
+
+def test_bare_copies_drop_only_the_leading_space_so_the_first_word_is_retokenized(tokenizer):
+    retokenized = 0
+    for source, copy in _segments(tokenizer, bare_share=1.0):
+        assert not copy.startswith(" ")
+        assert source.endswith(tuple(s for s in (" ->", ":", " =", "\n", " |", ".", ",", " and", " then")))
+        assert source.startswith(" " + copy)  # the phrase, then the separator
+        retokenized += tokenizer.encode(" " + copy, add_special_tokens=False)[0] != \
+            tokenizer.encode(copy, add_special_tokens=False)[0]
+    assert retokenized > 150  # the copy's first token is not the source's: it cannot be copied token for token
+
+
+def test_framed_segments_copy_the_phrase_without_its_lead_words_or_quotes(tokenizer):
+    quoted = bare = 0
+    for source, copy in _segments(tokenizer, framed_share=1.0):
+        words = copy.strip()
+        assert source.startswith("\n")
+        lead, _, tail = source[1:].partition(words)
+        assert tail and lead and words not in lead  # lead words first, then the phrase, then quote / turn break
+        assert lead[0].isupper() and tail.rstrip(" ->=|\n") in ("", '"', "'", "`", "|")
+        quoted += tail[0] in "\"'`|"
+        bare += not copy.startswith(" ")
+    assert quoted > 20 and bare > 20  # some quoted phrases, some copies after a line break (no leading space)
+
+
+def test_variants_start_keeps_the_first_rows_plain(tokenizer):
+    from mypt_hf.data.copy_pretraining import copy_pretraining_dataset
+
+    plain, _ = copy_pretraining_dataset(tokenizer, n_train_rows=20, block_size=64, seed=9)
+    mixed, meta = copy_pretraining_dataset(tokenizer, n_train_rows=20, block_size=64, seed=9, bare_share=0.5,
+                                           framed_share=0.5, variants_start=0.5)
+    assert mixed["train"]["input_ids"][:10] == plain["train"]["input_ids"][:10]
+    assert mixed["train"]["input_ids"][10:] != plain["train"]["input_ids"][10:]
+    assert meta["arguments"]["variants_start"] == 0.5
+
+
 @pytest.mark.parametrize("kwargs, field", [
     ({"n_train_rows": 0}, "copy_train_rows"),
     ({"n_train_rows": 4, "n_val_rows": -1}, "copy_val_rows"),
     ({"n_train_rows": 4, "block_size": 16}, "pack_block_size"),
     ({"n_train_rows": 4, "random_token_share": 1.5}, "copy_random_token_share"),
+    ({"n_train_rows": 4, "bare_share": -0.1}, "copy_bare_share"),
+    ({"n_train_rows": 4, "framed_share": 2.0}, "copy_framed_share"),
+    ({"n_train_rows": 4, "variants_start": 1.5}, "copy_variants_start"),
 ])
 def test_bad_arguments_are_refused(tokenizer, kwargs, field):
     from mypt_hf.data.copy_pretraining import copy_pretraining_dataset

@@ -12,6 +12,16 @@ that gives the tiny model that one skill first, and nothing of the chat format o
 - **random-token segments**: 3-12 random ordinary token ids repeated once (the classic induction task; its
   first repeated token is not predictable, so it is not supervised).
 
+Two variants bring the copying closer to what a chat reply needs (both off by default; the tiny base turns them
+on for the rows after ``variants_start`` of the training rows, so plain copying is learned first -- a curriculum
+when the trainer reads the rows in order, ``train_sampling_strategy: sequential``):
+
+- **bare copies** (``bare_share`` of the phrase segments): the copy without its leading space, so its first word
+  splits into other tokens than in the source (" Pineapple" -> "Pineapple"), as a reply's first word does.
+- **framed segments** (``framed_share`` of the phrase segments): 1-3 made-up lead words, a marker (":", " -", ",")
+  or quotes around the phrase, a turn break, then the phrase alone: the copy leaves the lead words and quotes out
+  ("Blorf zint: fasmo kel" -> "fasmo kel"), as an echo reply leaves out its instruction.
+
 Segments are concatenated into rows of exactly ``block_size`` tokens (one attention segment per row, like
 pretraining text; a segment cut by the row's end keeps its labels). The result has the prepared-dataset layout
 (``input_ids``, ``labels``, ``seq_lengths``; ``load_prepared`` metadata), so the ordinary trainer trains on it.
@@ -19,7 +29,9 @@ Deterministic: same arguments and tokenizer, same rows.
 
 Why phrases and not only random tokens: on the tiny default a random-token-only variant needed ~1,500 steps to
 copy and its copying did not carry over to chat prompts (held-out echo after α: 0/12), while phrase copying is
-learned in ~500 steps and does (3/12 after α, and α's "Echo: Testing" -> "Testing").
+learned in ~500 steps and does (3/12 after α, and α's "Echo: Testing" -> "Testing"). Why the variants: with plain
+copies only, α's replies to unseen words went wrong at the first token ("Say Pineapple." -> "Tineapple."); with
+them, held-out echo after α rose from 5/24 to 11/24 and after β from 16/24 to 23/24 (see the README).
 """
 
 from __future__ import annotations
@@ -35,6 +47,10 @@ from .packing import IGNORE_INDEX
 
 SEPARATORS = (" ->", ":", " =", "\n", " |", ".", ",", " and", " then")
 MAX_PHRASE_WORDS = 5
+# Framed segments: "<lead words><marker> <phrase><turn break><phrase>" -- the copy leaves out the lead words.
+FRAME_MARKERS = (":", " -", ",", "")
+FRAME_QUOTES = (("", ""), ("", ""), ('"', '"'), ("'", "'"), ("`", "`"), ("|", "|"))
+TURN_BREAKS = ("\n", "\n\n", " ->", " =>", " >", " |")
 
 
 def ordinary_token_ids(tokenizer: Any) -> List[int]:
@@ -46,10 +62,13 @@ def ordinary_token_ids(tokenizer: Any) -> List[int]:
 class _SegmentSource:
     """Copy segments ``(input_ids, labels)`` from one seeded RNG."""
 
-    def __init__(self, tokenizer: Any, seed: int, random_token_share: float) -> None:
+    def __init__(self, tokenizer: Any, seed: int, random_token_share: float, framed_share: float = 0.0,
+                 bare_share: float = 0.0) -> None:
         self.tokenizer = tokenizer
         self.rng = random.Random(seed)
         self.random_token_share = random_token_share
+        self.framed_share = framed_share
+        self.bare_share = bare_share
         self.ordinary = ordinary_token_ids(tokenizer)
         self.separators = [tokenizer.encode(s, add_special_tokens=False) for s in SEPARATORS]
 
@@ -63,15 +82,42 @@ class _SegmentSource:
         if self.rng.random() < self.random_token_share:
             seq = [self.rng.choice(self.ordinary) for _ in range(self.rng.randint(3, 12))]
             return seq + seq, [IGNORE_INDEX] * (len(seq) + 1) + seq[1:]
-        phrase = self.tokenizer.encode(self.phrase(), add_special_tokens=False)
+        if self.framed_share and self.rng.random() < self.framed_share:
+            return self.framed_segment()
+        text = self.phrase()
+        phrase = self.tokenizer.encode(text, add_special_tokens=False)
         separator = self.rng.choice(self.separators)
-        ids = phrase + separator + phrase
-        return ids, [IGNORE_INDEX] * (len(phrase) + len(separator)) + phrase
+        copy = phrase
+        if self.bare_share and self.rng.random() < self.bare_share:
+            # The copy without its leading space: its first word splits into other tokens than the source's
+            # (" Pineapple" vs "Pineapple"), as a chat reply's first word does.
+            copy = self.tokenizer.encode(text[1:], add_special_tokens=False)
+        ids = phrase + separator + copy
+        return ids, [IGNORE_INDEX] * (len(phrase) + len(separator)) + copy
 
-    def rows(self, n_rows: int, block_size: int) -> Tuple[np.ndarray, np.ndarray]:
+    def framed_segment(self) -> Tuple[List[int], List[int]]:
+        """Lead words, a marker or quotes around the phrase, a turn break, then the bare phrase.
+
+        After a line break the copy starts without a space, so its first word is tokenized differently from the
+        source -- as a chat reply's first word is ("Parrot: Pineapple" -> "Pineapple").
+        """
+        encode = lambda text: self.tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
+        lead = " ".join(made_up_word(self.rng) for _ in range(self.rng.randint(1, 3)))
+        opening, closing = self.rng.choice(FRAME_QUOTES)
+        marker = self.rng.choice(FRAME_MARKERS if opening else FRAME_MARKERS[:-1])
+        words = self.phrase().strip()
+        source = encode("\n" + lead[0].upper() + lead[1:] + marker + " " + opening + words + closing)
+        turn_break = self.rng.choice(TURN_BREAKS)
+        copy = encode(words if turn_break.endswith("\n") else " " + words)
+        return source + encode(turn_break) + copy, [IGNORE_INDEX] * (len(source) + len(encode(turn_break))) + copy
+
+    def rows(self, n_rows: int, block_size: int, variants_from_row: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+        """``n_rows`` rows of ``block_size`` tokens; rows before ``variants_from_row`` have plain copies only."""
         ids = np.empty((n_rows, block_size), dtype=np.int32)
         labels = np.empty((n_rows, block_size), dtype=np.int32)
+        shares = (self.framed_share, self.bare_share)
         for row in range(n_rows):
+            self.framed_share, self.bare_share = shares if row >= variants_from_row else (0.0, 0.0)
             row_ids: List[int] = []
             row_labels: List[int] = []
             while len(row_ids) < block_size:
@@ -80,6 +126,7 @@ class _SegmentSource:
                 row_labels += seg_labels
             ids[row] = row_ids[:block_size]
             labels[row] = row_labels[:block_size]
+        self.framed_share, self.bare_share = shares
         return ids, labels
 
 
@@ -101,11 +148,14 @@ def _stats(labels: np.ndarray) -> Dict[str, Any]:
 
 
 def copy_pretraining_dataset(tokenizer: Any, n_train_rows: int, n_val_rows: int = 0, block_size: int = 128,
-                             seed: int = 42, random_token_share: float = 0.25):
+                             seed: int = 42, random_token_share: float = 0.25, bare_share: float = 0.0,
+                             framed_share: float = 0.0, variants_start: float = 0.0):
     """Copy-pretraining rows as a prepared dataset: ``(DatasetDict(train, validation), metadata)``.
 
     ``n_train_rows`` / ``n_val_rows`` rows of ``block_size`` tokens; the validation rows come from their own
-    RNG stream (``seed + 1``), so they are new phrases. ``random_token_share``: share of random-token segments.
+    RNG stream (``seed + 1``), so they are new phrases. ``random_token_share``: share of random-token segments;
+    ``bare_share`` / ``framed_share``: shares of the phrase segments that are bare copies / framed segments, in
+    the training rows from ``variants_start`` (a fraction) on and in every validation row.
     """
     import datasets
 
@@ -119,13 +169,16 @@ def copy_pretraining_dataset(tokenizer: Any, n_train_rows: int, n_val_rows: int 
     if block_size < 32:
         raise MyPTInputError(f"block size must be at least 32 tokens (a phrase and its copy), got {block_size}",
                              field="pack_block_size")
-    if not 0.0 <= random_token_share <= 1.0:
-        raise MyPTInputError(f"random_token_share must be in [0, 1], got {random_token_share}",
-                             field="copy_random_token_share")
+    for value, name in ((random_token_share, "copy_random_token_share"), (bare_share, "copy_bare_share"),
+                        (framed_share, "copy_framed_share"), (variants_start, "copy_variants_start")):
+        if not 0.0 <= value <= 1.0:
+            raise MyPTInputError(f"{name} must be in [0, 1], got {value}", field=name)
     splits = {}
     stats = {}
     for name, n_rows, split_seed in (("train", n_train_rows, seed), ("validation", n_val_rows, seed + 1)):
-        ids, labels = _SegmentSource(tokenizer, split_seed, random_token_share).rows(n_rows, block_size)
+        variants_from_row = int(round(variants_start * n_rows)) if name == "train" else 0
+        ids, labels = _SegmentSource(tokenizer, split_seed, random_token_share, framed_share, bare_share).rows(
+            n_rows, block_size, variants_from_row)
         splits[name] = _split_dataset(ids, labels)
         stats[name] = _stats(labels)
     metadata = {
@@ -140,7 +193,8 @@ def copy_pretraining_dataset(tokenizer: Any, n_train_rows: int, n_val_rows: int 
                       "fingerprint": tokenizer_fingerprint(tokenizer)},
         "content_fingerprints": {name: ds._fingerprint for name, ds in splits.items()},
         "arguments": {"n_train_rows": n_train_rows, "n_val_rows": n_val_rows, "block_size": block_size,
-                      "seed": seed, "random_token_share": random_token_share},
+                      "seed": seed, "random_token_share": random_token_share, "bare_share": bare_share,
+                      "framed_share": framed_share, "variants_start": variants_start},
     }
     return datasets.DatasetDict(splits), metadata
 

@@ -92,6 +92,15 @@ class DataArguments:
     copy_val_rows: int = field(default=256, metadata={"help": "Tiny base: copy-pretraining validation rows."})
     copy_random_token_share: float = field(
         default=0.25, metadata={"help": "Tiny base: share of random-token segments (the rest copy made-up phrases)."})
+    copy_bare_share: float = field(
+        default=0.0, metadata={"help": "Tiny base: share of phrase copies without the leading space (first word "
+                                       "re-tokenized, as in a chat reply)."})
+    copy_framed_share: float = field(
+        default=0.0, metadata={"help": "Tiny base: share of phrase segments behind made-up lead words or quotes "
+                                       "that the copy leaves out."})
+    copy_variants_start: float = field(
+        default=0.0, metadata={"help": "Tiny base: bare/framed copies only in the training rows after this fraction "
+                                       "(a curriculum with train_sampling_strategy: sequential)."})
     copy_probe_phrases: int = field(default=60, metadata={"help": "Tiny base: held-out phrases of the copy gate."})
     copy_probe_threshold: float = field(default=0.8, metadata={"help": "Tiny base: copy gate threshold."})
     gate_buckets: Optional[str] = field(default=None, metadata={"help": "Comma-separated gated buckets "
