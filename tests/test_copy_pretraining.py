@@ -117,15 +117,19 @@ def test_bad_arguments_are_refused(tokenizer, kwargs, field):
 class _Copier(torch.nn.Module):
     """A stand-in model whose greedy continuation of ``phrase ->`` is ``phrase`` (or a corrupted phrase)."""
 
-    def __init__(self, tokenizer, corrupt_every: int = 0):
+    def __init__(self, tokenizer, corrupt_every: int = 0, bare: bool = False):
         super().__init__()
         self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.tokenizer, self.bare = tokenizer, bare
         self.separator = tokenizer.encode(" ->", add_special_tokens=False)
         self.corrupt_every, self.calls = corrupt_every, 0
 
     def generate(self, input_ids, max_new_tokens, **kwargs):
         prompt = input_ids[0].tolist()
-        copy = prompt[: len(prompt) - len(self.separator)][:max_new_tokens]
+        copy = prompt[: len(prompt) - len(self.separator)]
+        if self.bare:  # the phrase without its leading space, re-tokenized, as a chat reply starts
+            copy = self.tokenizer.encode(self.tokenizer.decode(copy).lstrip(), add_special_tokens=False)
+        copy = (copy + copy)[:max_new_tokens]
         self.calls += 1
         if self.corrupt_every and self.calls % self.corrupt_every == 0:
             copy = copy[::-1] if len(set(copy)) > 1 else [copy[0] + 1] + copy[1:]
@@ -140,6 +144,8 @@ def test_copy_probe_scores_exact_copies_and_gates_on_the_threshold(tokenizer):
     assert phrases == copy_probe_phrases(10) and len(set(phrases)) == 10
     report = copy_probe(_Copier(tokenizer), tokenizer, phrases, threshold=0.8)
     assert report["passed"] and report["buckets"]["copy"]["rate"] == 1.0
+    report = copy_probe(_Copier(tokenizer, bare=True), tokenizer, phrases, threshold=0.8)
+    assert report["buckets"]["copy"]["rate"] == 1.0  # a copy without the leading space counts too
     report = copy_probe(_Copier(tokenizer, corrupt_every=4), tokenizer, phrases, threshold=0.8)
     bucket = report["buckets"]["copy"]
     assert (bucket["passed"], bucket["total"], bucket["verdict"]) == (8, 10, "PASS")
