@@ -17,12 +17,11 @@ from mypt_hf.training.recipe import PhaseRun, run_recipe, source_row
 
 def main(argv=None) -> int:
     run = PhaseRun.from_argv("tiny_base", argv)
-    dataset, metadata = copy_pretraining_dataset(
-        run.tokenizer, n_train_rows=run.data.copy_train_rows, n_val_rows=run.data.copy_val_rows,
-        block_size=run.data.pack_block_size, seed=run.data.episode_seed,
-        random_token_share=run.data.copy_random_token_share, bare_share=run.data.copy_bare_share,
-        framed_share=run.data.copy_framed_share, variants_start=run.data.copy_variants_start)
     data = run.data
+    dataset, metadata = copy_pretraining_dataset(
+        run.tokenizer, n_train_rows=data.copy_train_rows, n_val_rows=data.copy_val_rows,
+        block_size=data.pack_block_size, seed=data.episode_seed, random_token_share=data.copy_random_token_share,
+        bare_share=data.copy_bare_share, framed_share=data.copy_framed_share, variants_start=data.copy_variants_start)
     settings = (f"made-up phrases + their copies, {data.copy_random_token_share:.0%} random-token repeats, "
                 f"{data.pack_block_size}-token rows; after {data.copy_variants_start:.0%} of the rows "
                 f"{data.copy_bare_share:.0%} bare and {data.copy_framed_share:.0%} framed copies")

@@ -78,17 +78,19 @@ class _SegmentSource:
             words = [w.upper() if self.rng.random() < 0.3 else w for w in words]
         return " " + " ".join(words)
 
-    def segment(self) -> Tuple[List[int], List[int]]:
+    def segment(self, variants: bool = True) -> Tuple[List[int], List[int]]:
+        """One segment; ``variants=False``: no framed segment and no bare copy (plain copying only)."""
+        framed_share, bare_share = (self.framed_share, self.bare_share) if variants else (0.0, 0.0)
         if self.rng.random() < self.random_token_share:
             seq = [self.rng.choice(self.ordinary) for _ in range(self.rng.randint(3, 12))]
             return seq + seq, [IGNORE_INDEX] * (len(seq) + 1) + seq[1:]
-        if self.framed_share and self.rng.random() < self.framed_share:
+        if framed_share and self.rng.random() < framed_share:
             return self.framed_segment()
         text = self.phrase()
         phrase = self.tokenizer.encode(text, add_special_tokens=False)
         separator = self.rng.choice(self.separators)
         copy = phrase
-        if self.bare_share and self.rng.random() < self.bare_share:
+        if bare_share and self.rng.random() < bare_share:
             # The copy without its leading space: its first word splits into other tokens than the source's
             # (" Pineapple" vs "Pineapple"), as a chat reply's first word does.
             copy = self.tokenizer.encode(text[1:], add_special_tokens=False)
@@ -109,24 +111,22 @@ class _SegmentSource:
         source = encode("\n" + lead[0].upper() + lead[1:] + marker + " " + opening + words + closing)
         turn_break = self.rng.choice(TURN_BREAKS)
         copy = encode(words if turn_break.endswith("\n") else " " + words)
-        return source + encode(turn_break) + copy, [IGNORE_INDEX] * (len(source) + len(encode(turn_break))) + copy
+        context = source + encode(turn_break)
+        return context + copy, [IGNORE_INDEX] * len(context) + copy
 
     def rows(self, n_rows: int, block_size: int, variants_from_row: int = 0) -> Tuple[np.ndarray, np.ndarray]:
         """``n_rows`` rows of ``block_size`` tokens; rows before ``variants_from_row`` have plain copies only."""
         ids = np.empty((n_rows, block_size), dtype=np.int32)
         labels = np.empty((n_rows, block_size), dtype=np.int32)
-        shares = (self.framed_share, self.bare_share)
         for row in range(n_rows):
-            self.framed_share, self.bare_share = shares if row >= variants_from_row else (0.0, 0.0)
             row_ids: List[int] = []
             row_labels: List[int] = []
             while len(row_ids) < block_size:
-                seg_ids, seg_labels = self.segment()
+                seg_ids, seg_labels = self.segment(variants=row >= variants_from_row)
                 row_ids += seg_ids
                 row_labels += seg_labels
             ids[row] = row_ids[:block_size]
             labels[row] = row_labels[:block_size]
-        self.framed_share, self.bare_share = shares
         return ids, labels
 
 

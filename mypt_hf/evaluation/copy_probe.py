@@ -3,8 +3,8 @@
 Held-out phrases of made-up words (their own RNG stream, not the copy-pretraining data's) are given as
 ``phrase + " ->"``; the model continues greedily, and an item passes when its first tokens are exactly the
 phrase's tokens, with or without the leading space (the copy-pretraining data also teaches copies whose first
-word is re-tokenized without the space, as a chat reply's is). The result is a report in the eval suite's shape (one bucket,
-``copy``), so the phase runner's gate table, ``gates.png``, the model card and the chain summary show it.
+word is re-tokenized without the space, as a chat reply's is). The result is a report in the eval suite's shape
+(one bucket, ``copy``), so the phase runner's gate table, ``gates.png``, the model card and the chain summary show it.
 """
 
 from __future__ import annotations
