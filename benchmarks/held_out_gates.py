@@ -84,7 +84,8 @@ def check_held_out() -> None:
     payload_words = [w for _, p in HELD_OUT_ECHO for w in re.findall(r"[A-Za-z]+", p)]
     payload_words += [w for _, w in HELD_OUT_ANTI_ECHO] + [w for *_, p in HELD_OUT_OPERATORS for w in p.split()]
     leaked = sorted({w for w in payload_words if w.lower() in pools})
-    known = {t for op in operators.TRAIN_TEMPLATES for t in operators.TRAIN_TEMPLATES[op] + operators.VAL_TEMPLATES[op]}
+    known = {t for op in operators.TRAIN_TEMPLATES
+             for t in operators.TRAIN_TEMPLATES[op] + operators.VAL_TEMPLATES[op] + operators.CONTRAST_TEMPLATES[op]}
     known |= {t for templates in RESERVED_OPERATOR_TEMPLATES.values() for t in templates}
     reused = sorted({t for _, t, _ in HELD_OUT_OPERATORS if t in known})
     prefixes = {p.lower() for p in echo.ECHO_PREFIXES_EN + echo.ECHO_PREFIXES_DE}

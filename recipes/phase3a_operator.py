@@ -22,7 +22,8 @@ def main(argv=None) -> int:
                              field="operator_format_replay_share")
     data = operators(n_train=run.data.operator_n_train, n_val=run.data.operator_n_val,
                      max_tokens=run.data.operator_max_tokens, seed_train=run.data.episode_seed,
-                     novel_word_share=run.data.operator_novel_word_share, tokenizer=run.tokenizer)
+                     novel_word_share=run.data.operator_novel_word_share,
+                     bracket_contrast=run.data.operator_bracket_contrast, tokenizer=run.tokenizer)
     train = data["train"]
     sources = [source_row("operators train", data["train"], 1.0 - share, "COPY/WRAP/EXTRACT, train templates")]
     if share:  # the tiny default: a little α replay keeps the stop on plain chat prompts

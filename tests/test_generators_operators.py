@@ -8,7 +8,8 @@ from collections import Counter
 import pytest
 
 from mypt_hf.cli import main
-from mypt_hf.data.operators import (TRAIN_TEMPLATES, VAL_TEMPLATES, operators, parse_word_dist)
+from mypt_hf.data.operators import (CONTRAST_TEMPLATES, OPERATORS, TRAIN_TEMPLATES, VAL_TEMPLATES, operators,
+                                    parse_word_dist)
 from mypt_hf.data.reserved import (RESERVED_OPERATOR_PAYLOADS, RESERVED_OPERATOR_TEMPLATES, contains_reserved)
 from mypt_hf.data.schema import save_episodes_jsonl
 from mypt_hf.errors import MyPTInputError
@@ -167,3 +168,39 @@ def test_novel_word_share_payloads():
     for bad in (-0.1, 1.5, "half"):
         with pytest.raises(MyPTInputError, match="novel_word_share"):
             operators(n_train=10, n_val=10, novel_word_share=bad)
+
+
+def test_bracket_contrast_templates():
+    """Contrast phrasings: only WRAP mentions brackets, COPY verbs recur bracketed, nothing leaks into the
+    validation or reserved eval templates, and validation is the same episodes with or without them."""
+    import re
+
+    bracket = re.compile(r"\[|bracket|Klammer", re.IGNORECASE)
+    for op in OPERATORS:
+        contrast = set(CONTRAST_TEMPLATES[op])
+        assert not contrast & (set(TRAIN_TEMPLATES[op]) | set(VAL_TEMPLATES[op]) | set(RESERVED_OPERATOR_TEMPLATES[op]))
+        assert all(t.count("{payload}") == 1 for t in contrast)
+    assert all(bracket.search(t) for t in CONTRAST_TEMPLATES["WRAP"])
+    assert not any(bracket.search(t) for t in CONTRAST_TEMPLATES["COPY"] + TRAIN_TEMPLATES["COPY"])
+    copy_verbs = {t.split()[0].strip(":,") for t in CONTRAST_TEMPLATES["COPY"] + TRAIN_TEMPLATES["COPY"]}
+    wrap_verbs = {t.split()[0].strip(":,") for t in CONTRAST_TEMPLATES["WRAP"]}
+    assert len(copy_verbs & wrap_verbs) >= 15
+
+    plain = operators(n_train=900, n_val=90)
+    contrast = operators(n_train=900, n_val=90, bracket_contrast=True)
+    assert contrast["validation"]["_meta"] == plain["validation"]["_meta"]
+    assert [m["payload"] for m in contrast["train"]["_meta"]] == [m["payload"] for m in plain["train"]["_meta"]]
+    used = {m["template"] for m in contrast["train"]["_meta"]}
+    assert used & set(CONTRAST_TEMPLATES["WRAP"]) and used & set(CONTRAST_TEMPLATES["COPY"])
+    assert not used & set(CONTRAST_TEMPLATES["WRAP"]) & {m["template"] for m in plain["train"]["_meta"]}
+    for meta in contrast["train"]["_meta"]:
+        assert meta["expected"] == (f"[{meta['payload']}]" if meta["operator"] == "WRAP" else meta["payload"])
+
+
+def test_cli_bracket_contrast_recorded(gpt2_tiktoken_path, tmp_path):
+    out = tmp_path / "ops"
+    assert main(["generate-operators", "--output_dir", str(out), "--n_train", "300", "--n_val", "30",
+                 "--bracket_contrast", "--tokenizer", str(gpt2_tiktoken_path)]) == 0
+    meta = json.loads((out / "dataset_metadata.json").read_text())
+    assert meta["args"]["bracket_contrast"] is True and meta["template_overlap"] is False
+    assert set(CONTRAST_TEMPLATES["WRAP"]) <= set(meta["train_templates"]["WRAP"])

@@ -17,6 +17,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no_german", action="store_true")
     parser.add_argument("--novel_word_share", type=float, default=0.0,
                         help="share of payloads made mostly of made-up words (0..1; 0 = word pools only)")
+    parser.add_argument("--bracket_contrast", action="store_true",
+                        help="add training phrasings where COPY verbs recur bracketed in WRAP (new; off = the original's)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer for the max_tokens check (default: embedded)")
 
 
@@ -25,7 +27,7 @@ def run(args) -> int:
 
     import mypt_hf
     from mypt_hf.data.mixing import summarize_episodes
-    from mypt_hf.data.operators import TRAIN_TEMPLATES, VAL_TEMPLATES, check_operator_args, operators
+    from mypt_hf.data.operators import VAL_TEMPLATES, check_operator_args, operators, training_templates
     from mypt_hf.data.schema import save_episodes_jsonl
     from mypt_hf.io_utils import write_json
     from mypt_hf.tokenization_mypt import load_tokenizer, tokenizer_fingerprint
@@ -35,7 +37,10 @@ def run(args) -> int:
     tokenizer = load_tokenizer(args.tokenizer)
     splits = operators(n_train=args.n_train, n_val=args.n_val, max_words=args.max_words, max_tokens=args.max_tokens,
                        word_dist=args.word_dist, seed_train=args.seed_train, seed_val=args.seed_val,
-                       german=not args.no_german, tokenizer=tokenizer, novel_word_share=args.novel_word_share)
+                       german=not args.no_german, tokenizer=tokenizer, novel_word_share=args.novel_word_share,
+                       bracket_contrast=args.bracket_contrast)
+    train_templates = {op: by_lang["en"] + by_lang["de"]
+                       for op, by_lang in training_templates(args.bracket_contrast).items()}
     out = Path(args.output_dir)
     save_episodes_jsonl(splits["train"], out / "operator_train.jsonl")
     save_episodes_jsonl(splits["validation"], out / "operator_val.jsonl")
@@ -43,7 +48,7 @@ def run(args) -> int:
     val_payloads = {m["payload"] for m in splits["validation"]["_meta"]}
     arguments = {k: getattr(args, k) for k in ("output_dir", "n_train", "n_val", "max_words", "max_tokens",
                                                "word_dist", "seed_train", "seed_val", "no_german", "tokenizer",
-                                               "novel_word_share")}
+                                               "novel_word_share", "bracket_contrast")}
     write_json(out / "dataset_metadata.json", {
         "generator": "operators", "version": mypt_hf.__version__, "args": arguments,
         "seed_train": args.seed_train, "seed_val": args.seed_val, "word_distribution": shares,
@@ -51,8 +56,8 @@ def run(args) -> int:
         "n_train_episodes": len(splits["train"]), "n_val_episodes": len(splits["validation"]),
         "n_unique_train_payloads": len(train_payloads), "n_unique_val_payloads": len(val_payloads),
         "payload_overlap": bool(train_payloads & val_payloads),
-        "template_overlap": any(set(TRAIN_TEMPLATES[op]) & set(VAL_TEMPLATES[op]) for op in TRAIN_TEMPLATES),
-        "train_templates": TRAIN_TEMPLATES, "val_templates": VAL_TEMPLATES,
+        "template_overlap": any(set(train_templates[op]) & set(VAL_TEMPLATES[op]) for op in train_templates),
+        "train_templates": train_templates, "val_templates": VAL_TEMPLATES,
         "train": summarize_episodes(splits["train"]), "validation": summarize_episodes(splits["validation"])})
     print(f"wrote {len(splits['train'])} train and {len(splits['validation'])} validation episodes to {out}")
     return 0

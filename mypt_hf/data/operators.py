@@ -104,9 +104,43 @@ VAL_TEMPLATES_BY_LANGUAGE: Dict[str, Dict[str, List[str]]] = {
     },
 }
 
+# Optional extra training phrasings (``bracket_contrast``). In the lists above COPY and WRAP differ by their verbs
+# as much as by the brackets, and a small model keys on the verb: on unseen COPY verbs ("Parrot", "Mirror",
+# "Reproduce") it answered with brackets (0-37 % exact on those validation templates). Here WRAP reuses the COPY
+# verbs with a bracket clause and COPY gains new plain verbs that also appear bracketed, so only the mention of
+# brackets tells WRAP from COPY. Disjoint from the validation and reserved eval templates (tested).
+CONTRAST_TEMPLATES_BY_LANGUAGE: Dict[str, Dict[str, List[str]]] = {
+    "COPY": {
+        "en": [
+            "Print `{payload}`", "State '{payload}'", "Read out |{payload}|", "Restate: `{payload}`",
+            "Write '{payload}'", "Show |{payload}| as written", "Recite `{payload}`", "Retype '{payload}'",
+            "Render |{payload}|", "Say it again: `{payload}`",
+        ],
+        "de": ["Drucke `{payload}`", "Nenne '{payload}'", "Schreibe |{payload}| ab"],
+    },
+    "WRAP": {
+        "en": [
+            "Repeat exactly, in brackets: `{payload}`", "Copy into []: `{payload}`", "Echo `{payload}` in square brackets",
+            "Say this back in brackets: '{payload}'", "Output in []: '{payload}'", "Just say '{payload}' in brackets",
+            "Repeat |{payload}| between brackets", "Copy |{payload}| and add []", "Echo in brackets: {{payload}}",
+            "Say back {{payload}} with [ and ]", "Write back '{payload}' in []",
+            "Return `{payload}` in square brackets", "Type '{payload}' again with brackets",
+            "Duplicate inside []: `{payload}`", "Echo back |{payload}| in brackets",
+            "Print `{payload}` in brackets", "State '{payload}' inside []", "Read out |{payload}| in square brackets",
+            "Restate in []: `{payload}`", "Write '{payload}' between brackets", "Show |{payload}| in brackets",
+            "Recite `{payload}` with [ and ]", "Retype '{payload}' in []", "Render in brackets: |{payload}|",
+        ],
+        "de": ["Wiederhole in Klammern: `{payload}`", "Kopiere in []: |{payload}|",
+               "Drucke '{payload}' in eckigen Klammern", "Nenne `{payload}` in []"],
+    },
+    "EXTRACT": {"en": [], "de": []},
+}
+
 #: operator -> every train / validation template (English first, then German), as the contract names them.
 TRAIN_TEMPLATES: Dict[str, List[str]] = {op: by_lang["en"] + by_lang["de"] for op, by_lang in TRAIN_TEMPLATES_BY_LANGUAGE.items()}
 VAL_TEMPLATES: Dict[str, List[str]] = {op: by_lang["en"] + by_lang["de"] for op, by_lang in VAL_TEMPLATES_BY_LANGUAGE.items()}
+CONTRAST_TEMPLATES: Dict[str, List[str]] = {op: by_lang["en"] + by_lang["de"]
+                                            for op, by_lang in CONTRAST_TEMPLATES_BY_LANGUAGE.items()}
 
 
 def render(template: str, payload: str) -> str:
@@ -290,6 +324,15 @@ def _build_split(rng: random.Random, payloads: List[str], templates: Dict[str, D
     return datasets.Dataset.from_list(rows, features=EPISODE_FEATURES)
 
 
+def training_templates(bracket_contrast: bool = False) -> Dict[str, Dict[str, List[str]]]:
+    """operator -> language -> training phrasings: ``TRAIN_TEMPLATES_BY_LANGUAGE``, plus
+    ``CONTRAST_TEMPLATES_BY_LANGUAGE`` when ``bracket_contrast`` is on."""
+    if not bracket_contrast:
+        return TRAIN_TEMPLATES_BY_LANGUAGE
+    return {op: {lang: templates + CONTRAST_TEMPLATES_BY_LANGUAGE[op][lang] for lang, templates in by_lang.items()}
+            for op, by_lang in TRAIN_TEMPLATES_BY_LANGUAGE.items()}
+
+
 def _default_tokenizer():
     from ..tokenization_mypt import load_tokenizer
 
@@ -325,7 +368,7 @@ def check_operator_args(n_train: int, n_val: int, max_words: int, max_tokens: in
 def operators(n_train: int = 5000, n_val: int = 500, max_words: int = 4, max_tokens: int = 12,
               word_dist: str = "0.35,0.30,0.20,0.15", seed_train: int = 42, seed_val: int = 12345,
               german: bool = True, tokenizer=None, system_prompt: Optional[str] = None,
-              novel_word_share: float = 0.0) -> datasets.DatasetDict:
+              novel_word_share: float = 0.0, bracket_contrast: bool = False) -> datasets.DatasetDict:
     """COPY / WRAP / EXTRACT episodes as ``DatasetDict(train=..., validation=...)``.
 
     ``n_train`` / ``n_val`` count episodes; each episode has its own payload, unique across both
@@ -335,6 +378,8 @@ def operators(n_train: int = 5000, n_val: int = 500, max_words: int = 4, max_tok
     the EN/DE operator prompts. ``novel_word_share`` (0..1, default 0 = the original's word pools) is the
     share of payloads drawn mostly from made-up words, in both splits: a model that has not memorised a
     payload's spelling can only answer by copying it, which is what the operators are meant to teach.
+    ``bracket_contrast`` adds ``CONTRAST_TEMPLATES_BY_LANGUAGE`` to the training phrasings (validation
+    is unchanged): COPY verbs recur bracketed in WRAP, so only the brackets decide between them.
     """
     shares = check_operator_args(n_train, n_val, max_words, max_tokens, word_dist, seed_train, seed_val,
                                  novel_word_share)
@@ -347,12 +392,14 @@ def operators(n_train: int = 5000, n_val: int = 500, max_words: int = 4, max_tok
     val_payloads = _draw_payloads(rng_val, allocate(n_val, shares), reserved | set(train_payloads), tokenizer,
                                   max_tokens, "validation", novel_word_share)
     return datasets.DatasetDict({
-        "train": _build_split(rng_train, train_payloads, TRAIN_TEMPLATES_BY_LANGUAGE, german, "train", system_prompt),
+        "train": _build_split(rng_train, train_payloads, training_templates(bracket_contrast), german, "train",
+                              system_prompt),
         "validation": _build_split(rng_val, val_payloads, VAL_TEMPLATES_BY_LANGUAGE, german, "val", system_prompt),
     })
 
 
 __all__ = [
-    "OPERATORS", "TRAIN_TEMPLATES", "VAL_TEMPLATES", "TRAIN_TEMPLATES_BY_LANGUAGE", "VAL_TEMPLATES_BY_LANGUAGE", "GERMAN_SHARE", "render", "expected_output", "operators",
+    "OPERATORS", "TRAIN_TEMPLATES", "VAL_TEMPLATES", "TRAIN_TEMPLATES_BY_LANGUAGE", "VAL_TEMPLATES_BY_LANGUAGE",
+    "CONTRAST_TEMPLATES_BY_LANGUAGE", "CONTRAST_TEMPLATES", "training_templates", "GERMAN_SHARE", "render", "expected_output", "operators",
     "parse_word_dist", "allocate", "payload_capacity", "check_operator_args",
 ]

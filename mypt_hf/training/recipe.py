@@ -80,6 +80,9 @@ class DataArguments:
     operator_max_tokens: int = field(default=12, metadata={"help": "Max payload tokens (operators)."})
     operator_novel_word_share: float = field(
         default=0.0, metadata={"help": "Share of operator payloads made mostly of made-up words (0 = word pools only)."})
+    operator_bracket_contrast: bool = field(
+        default=False, metadata={"help": "Operators: add training phrasings where COPY verbs recur bracketed in WRAP, "
+                                         "so only the brackets tell WRAP from COPY (off = the guide's phrasings)."})
     operator_format_replay_share: float = field(
         default=0.0, metadata={"help": "Operators: share of α format-lock replay in the training mix (0 = operators "
                                        "only, as the guide)."})
