@@ -94,6 +94,8 @@ def test_chain_runs_every_phase_each_from_the_previous_output(tmp_path, capsys):
     assert "| phase3a_operator | A, E |" in md and "| phase3a2 | A, B, C, D |" in md
     assert "**total**" in md and "format_strict (A)" in md and "operators (E)" in md and "| tiny_base | copy |" in md
     assert md.splitlines()[0] in out  # the table is printed too
+    assert summary["upstream_phases"] == [] and "earlier run" not in md
+    first_run_alpha = summary["phases"][1]
 
     # a later start: β from the α output already under this root; --stop_on_fail skips γ
     code = cli(["run-phases", "--output_root", str(root), "--phases", "gamma,beta", "--stop_on_fail",
@@ -104,6 +106,13 @@ def test_chain_runs_every_phase_each_from_the_previous_output(tmp_path, capsys):
                                                                         ("phase3a1_gamma", "SKIPPED")]
     assert summary["phases"][0]["init_from_model"] == str((root / "phase3a1_alpha").resolve())
     assert "stopping after phase3a1_beta" in capsys.readouterr().out
+    # the chain it continues stays on record: the first run's rows of the phases before β (not those after it)
+    assert [r["phase"] for r in summary["upstream_phases"]] == ["tiny_base", "phase3a1_alpha"]
+    assert summary["upstream_phases"][1]["wall_s"] == first_run_alpha["wall_s"]
+    md = (root / "chain_summary.md").read_text()
+    assert "| tiny_base (earlier run) |" in md and "| phase3a1_alpha (earlier run) |" in md
+    assert "| phase3a1_beta |" in md and "phase3a2" not in md
+    assert "**FAIL** (0/2 phases)" in md  # the verdict counts this run's phases only
 
 
 def test_chain_exits_0_when_every_phase_passes(tmp_path, capsys):

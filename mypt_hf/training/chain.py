@@ -8,7 +8,9 @@ Every phase runs its recipe (``recipes/<phase>.py``) with ``--config <config_dir
 overrides, so the chain works under any output root. One progress line per phase as it starts and as it ends
 (verdict, wall time, gated rates); at the end a table (every bucket's pass rate, gated ones marked, PASS/FAIL,
 wall time, total) printed and written as ``chain_summary.md`` / ``chain_summary.json`` in the output root
-(rewritten after every phase, so an interrupted chain still leaves what it did).
+(rewritten after every phase, so an interrupted chain still leaves what it did). A run that starts later in the
+chain from the outputs already under the root (``--phases operator``) keeps the earlier summary's rows of the
+phases before it (``upstream_phases``, marked "(earlier run)"), so the table still shows the whole chain.
 
 The tiny default starts with ``tiny_base`` (copy pretraining of a fresh model, the stand-in for a pretrained
 base); with ``--init_from_model`` (e.g. a converted 750M base and the ``_750M`` configs) the chain starts at α.
@@ -236,15 +238,17 @@ def format_summary(summary: Mapping[str, Any]) -> str:
 
     letters = _letters()
     rows = summary["phases"]
-    seen = {name for row in rows for name in row["buckets"]}
+    upstream = summary.get("upstream_phases") or []
+    seen = {name for row in upstream + rows for name in row["buckets"]}
     names = [n for n in BUCKET_ORDER if n in seen] + sorted(seen - set(BUCKET_ORDER))
     head = ["phase", "gated buckets", *[f"{n} ({letters[n]})" if n in letters else n for n in names], "gate", "wall"]
     lines = ["# Phase 3a chain", "",
              f"Output root: `{summary['output_root']}`; configs: `*{summary['config_suffix']}.yaml` from "
              f"`{summary['config_dir']}`; overrides: {' '.join(summary['overrides']) or 'none'}.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in rows:
-        cells = [row["phase"], ", ".join(letters.get(n, n) for n in row["gated_buckets"]) or "-"]
+    for earlier, row in [(True, r) for r in upstream] + [(False, r) for r in rows]:
+        cells = [row["phase"] + (" (earlier run)" if earlier else ""),
+                 ", ".join(letters.get(n, n) for n in row["gated_buckets"]) or "-"]
         for name in names:
             bucket = row["buckets"].get(name)
             if bucket is None:
@@ -260,15 +264,42 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     total = ["**total**", ""] + [""] * len(names) + [verdict, f"{summary['total_wall_s']:.0f} s"]
     lines += ["| " + " | ".join(total) + " |", "",
               "`*` gated bucket (rate ≥ threshold for PASS); other buckets are reported only."]
+    if upstream:
+        lines += ["", "Rows marked (earlier run) are the phases this run started from, as an earlier run under this "
+                      "root recorded them; the total, verdict and wall time count this run's phases only."]
     by_op = [f"{row['phase']}: " + ", ".join(f"{op} {_pct(v['rate'])}" for op, v in
                                              row["buckets"]["operators"]["by_operator"].items())
-             for row in rows if row["buckets"].get("operators", {}).get("by_operator")]
+             for row in upstream + rows if row["buckets"].get("operators", {}).get("by_operator")]
     if by_op:
         lines += ["", "Operators bucket by operator: " + "; ".join(by_op) + "."]
     errors = [f"{row['phase']}: {row['error']}" for row in rows if row.get("error")]
     if errors:
         lines += ["", "Errors: " + "; ".join(errors)]
     return "\n".join(lines) + "\n"
+
+
+def _upstream_rows(output_root: Path, first: Mapping[str, Any], config_suffix: str) -> List[Dict[str, Any]]:
+    """Rows of the earlier summary under ``output_root`` for the phases before ``first`` (the plan entry this run
+    starts with), when ``first`` starts from that earlier run's output: so a run of the later phases keeps the
+    record of the chain it continues. Later rows are not kept: they described models trained from older inputs."""
+    import json
+
+    previous_phase = PHASES[first["phase"]].previous
+    path = output_root / f"{SUMMARY_NAME}.json"
+    if (previous_phase is None or first["init_from_model"] != str(output_root / previous_phase)
+            or not path.is_file()):
+        return []
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # an unreadable old summary is replaced, not fatal
+        _print(f"[chain] note: could not read {path}; its rows are not carried over")
+        return []
+    if earlier.get("config_suffix") != config_suffix:
+        return []
+    rows = {row["phase"]: row for row in earlier.get("upstream_phases", []) + earlier.get("phases", [])
+            if row.get("phase") in CHAIN}
+    before = CHAIN[:CHAIN.index(first["phase"])]
+    return [rows[name] for name in before if name in rows]
 
 
 def _write_summary(output_root: Path, summary: Mapping[str, Any]) -> str:
@@ -320,6 +351,7 @@ def run_phases(phases: Optional[Sequence[str] | str] = None, config_dir: str | P
     summary: Dict[str, Any] = {
         "output_root": str(output_root), "config_dir": str(config_dir.resolve()), "config_suffix": config_suffix,
         "overrides": extra, "stop_on_fail": stop_on_fail, "passed": False, "total_wall_s": 0.0,
+        "upstream_phases": _upstream_rows(output_root, plan[0], config_suffix) if _rank() == 0 else [],
         "phases": [{"phase": e["phase"], "title": PHASES[e["phase"]].title, "output_dir": e["output_dir"],
                     "init_from_model": e["init_from_model"], "config": e["config"], "verdict": "PENDING",
                     "wall_s": None, "exit_code": None, "buckets": {}, "gated_buckets": [], "error": None}
