@@ -10,16 +10,12 @@ Gate: buckets A and E; every bucket is reported.
 from mypt_hf.data.format_lock import format_lock
 from mypt_hf.data.mixing import mix
 from mypt_hf.data.operators import operators
-from mypt_hf.errors import MyPTInputError
 from mypt_hf.training.recipe import PhaseRun, run_recipe, source_row
 
 
 def main(argv=None) -> int:
     run = PhaseRun.from_argv("phase3a_operator", argv)
-    share = run.data.operator_format_replay_share
-    if not 0.0 <= share < 1.0:
-        raise MyPTInputError(f"operator_format_replay_share must be in [0, 1), got {share}",
-                             field="operator_format_replay_share")
+    share = run.data.operator_format_replay_share  # in [0, 1): checked when the arguments are parsed
     data = operators(n_train=run.data.operator_n_train, n_val=run.data.operator_n_val,
                      max_tokens=run.data.operator_max_tokens, seed_train=run.data.episode_seed,
                      novel_word_share=run.data.operator_novel_word_share,

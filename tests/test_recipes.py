@@ -45,6 +45,7 @@ def test_alpha_recipe_end_to_end_saves_model_card_plots_and_gate(tmp_path, capsy
     assert metadata["prepare_mode"] == "copy_pretraining" and metadata["splits"]["train"]["rows"] == 16
     card = (base / "README.md").read_text()
     assert "copy_pretraining" in card and "gates.png" in card and (base / "loss.png").is_file()
+    assert "apply_chat_template" not in card and "has not learned the chat format" in card  # a base, not a chat model
 
     out = tmp_path / "phase3a1_alpha"
     code = load_recipe("phase3a1_alpha").main(["--output_dir", str(out), *CUT_DOWN])
@@ -59,7 +60,8 @@ def test_alpha_recipe_end_to_end_saves_model_card_plots_and_gate(tmp_path, capsy
     assert gated == {"format_strict", "echo_basic"}  # α gates A and B; every bucket is reported
     assert code == (0 if report["passed"] else 1)
     card = (out / "README.md").read_text()
-    for text in ("loss.png", "gates.png", "format_strict", "learning_rate", "format_lock", "minimal"):
+    for text in ("loss.png", "gates.png", "format_strict", "learning_rate", "format_lock", "minimal",
+                 "apply_chat_template"):
         assert text in card, text
     model = AutoModelForCausalLM.from_pretrained(str(out))
     tokenizer = load_tokenizer(str(out))
@@ -87,6 +89,10 @@ def test_unknown_config_key_is_a_clear_error(tmp_path):
     config.write_text("output_dir: x\nlearning_rate: 1.0e-3\nnot_a_real_key: 3\n")
     with pytest.raises(MyPTInputError, match="not_a_real_key"):
         parse_phase_args("phase3a1_alpha", ["--config", str(config)])
+    for share in ("1.0", "-0.1"):  # refused before any model is loaded
+        with pytest.raises(MyPTInputError, match="operator_format_replay_share") as error:
+            parse_phase_args("phase3a_operator", ["--operator_format_replay_share", share])
+        assert error.value.field == "operator_format_replay_share"
     with pytest.raises(MyPTInputError, match="config file not found"):
         parse_phase_args("phase3a1_alpha", ["--config", str(tmp_path / "missing.yaml")])
 
@@ -126,3 +132,31 @@ def test_missing_starting_model_is_refused_before_data_and_training(tmp_path):
     with pytest.raises(MyPTInputError, match="converted MyPT base"):
         PhaseRun.from_argv("phase3a1_alpha", ["--config", str(RECIPES / "configs" / "phase3a1_alpha_750M.yaml"),
                                               "--output_dir", str(tmp_path / "a")])
+
+
+def test_gate_under_fsdp_evaluates_the_saved_full_model(tmp_path):
+    """Under FSDP the trainer's module is one rank's shard (its forward would wait for ranks that do not
+    evaluate): rank 0's gate must use the full model saved to output_dir, not the trainer's module."""
+    from types import SimpleNamespace
+
+    from mypt_hf.training.modeling import ModelArguments, build_fresh_model
+    from mypt_hf.training.recipe import PHASES, PhaseRun
+
+    saved, tokenizer = build_fresh_model(ModelArguments(hidden_size=32, num_hidden_layers=1, num_attention_heads=2))
+    saved.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    shard = torch.nn.Linear(2, 2)  # stands in for the sharded module
+    run = PhaseRun.__new__(PhaseRun)
+    run.phase, run.output_dir, run.model, run._saved_model = PHASES["phase3a1_alpha"], tmp_path, shard, None
+    accelerator = SimpleNamespace(device=torch.device("cpu"), unwrap_model=lambda module: module)
+    run.trainer = SimpleNamespace(is_fsdp_enabled=False, model=shard, accelerator=accelerator)
+    run.args = SimpleNamespace(world_size=2, bf16=False)
+    assert run.evaluation_model() is shard  # DDP or one process: the trained module itself
+    run.trainer.is_fsdp_enabled = True
+    model = run.evaluation_model()
+    assert model is not shard and not model.training and run.evaluation_model() is model  # loaded once
+    for name, tensor in saved.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+    run.args.world_size = 1  # FSDP in one process holds the whole model: no reload needed
+    run._saved_model = None
+    assert run.evaluation_model() is shard

@@ -40,17 +40,37 @@ def gate_table(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _usage(output_dir: Path, chat: bool) -> list:
+    """The card's Usage section: a chat turn through the chat template, or a plain completion for a base model."""
+    lines = ["## Usage", "", "```python",
+             "import mypt_hf  # registers the MyPT architecture",
+             "from transformers import AutoModelForCausalLM, AutoTokenizer",
+             f"model = AutoModelForCausalLM.from_pretrained('{output_dir}')",
+             f"tokenizer = AutoTokenizer.from_pretrained('{output_dir}')"]
+    if not chat:  # copy pretraining: a phrase, a separator, and the model continues with the copy
+        return lines + ["ids = tokenizer(' quarmel dotrin ->', return_tensors='pt')  # a phrase, then ' ->'",
+                        "out = model.generate(**ids, max_new_tokens=6, do_sample=False)  # continues ' quarmel dotrin'",
+                        "```", "", "A base model: it continues text and has not learned the chat format.", ""]
+    return lines + ["ids = tokenizer.apply_chat_template([{'role': 'system', 'content': 'You are MyPT.'},",
+                    "                                     {'role': 'user', 'content': 'Say Hello.'}],",
+                    "                                    add_generation_prompt=True, return_tensors='pt', return_dict=True)",
+                    "out = model.generate(**ids, max_new_tokens=16, do_sample=False)",
+                    "```", "", "Or: `mypt-hf generate --model <this dir> --user \"Say Hello.\" --temperature 0`.", ""]
+
+
 def write_model_card(output_dir: str | Path, *, model_name: str, args: Any = None,
                      dataset_metadata: Optional[Mapping[str, Any]] = None,
                      data_sources: Optional[Sequence[Mapping[str, Any]]] = None,
                      gate_report: Optional[Mapping[str, Any]] = None,
                      log_history: Optional[Sequence[Mapping[str, Any]]] = None,
                      phase: Optional[str] = None, description: Optional[str] = None,
-                     model_config: Any = None, wall_time_s: Optional[float] = None) -> Path:
+                     model_config: Any = None, wall_time_s: Optional[float] = None, chat: bool = True) -> Path:
     """Write ``README.md`` in ``output_dir`` (Hub model-card layout with YAML front matter).
 
     ``data_sources``: rows like {"name", "rows", "share", "settings"} describing the mix;
     ``gate_report``: ``run_eval_suite``'s result; plots ``loss.png`` / ``gates.png`` are linked when present.
+    ``chat``: the Usage snippet prompts through the chat template (False: plain text completion, for a base
+    model that was never taught the chat format, such as the tiny base).
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -65,16 +85,7 @@ def write_model_card(output_dir: str | Path, *, model_name: str, args: Any = Non
     lines.append("")
     if phase:
         lines += [f"**Phase:** {phase}", ""]
-    lines += ["## Usage", "", "```python",
-              "import mypt_hf  # registers the MyPT architecture",
-              "from transformers import AutoModelForCausalLM, AutoTokenizer",
-              f"model = AutoModelForCausalLM.from_pretrained('{output_dir}')",
-              f"tokenizer = AutoTokenizer.from_pretrained('{output_dir}')",
-              "ids = tokenizer.apply_chat_template([{'role': 'system', 'content': 'You are MyPT.'},",
-              "                                     {'role': 'user', 'content': 'Say Hello.'}],",
-              "                                    add_generation_prompt=True, return_tensors='pt', return_dict=True)",
-              "out = model.generate(**ids, max_new_tokens=16, do_sample=False)",
-              "```", "", "Or: `mypt-hf generate --model <this dir> --user \"Say Hello.\" --temperature 0`.", ""]
+    lines += _usage(output_dir, chat)
     if gate_report:
         lines += ["## Evaluation gate", "",
                   f"Overall: **{'PASS' if gate_report.get('passed') else 'FAIL'}** (gated buckets must reach their "

@@ -139,6 +139,10 @@ def parse_phase_args(phase: str, argv: Optional[Sequence[str]] = None
         if error.code not in (0, None):
             raise MyPTInputError(f"bad arguments: {' '.join(argv)}", field="argv") from None
         raise
+    share = data_args.operator_format_replay_share
+    if not 0.0 <= share < 1.0:  # checked here, before a model is loaded or data generated
+        raise MyPTInputError(f"operator_format_replay_share must be in [0, 1), got {share}",
+                             field="operator_format_replay_share")
     prompts = train_args.eval_prompts_file
     if prompts and not Path(prompts).is_file() and (RECIPES_DIR.parent / prompts).is_file():
         # configs name repo-relative files; resolve them when the recipe runs from another directory
@@ -198,6 +202,7 @@ class PhaseRun:
         self.report: Optional[Dict[str, Any]] = None
         self.trainer = None
         self.timings: Dict[str, float] = {}
+        self._saved_model: Any = None  # the full saved model that rank 0 evaluates under FSDP
         self._load_model()
 
     @classmethod
@@ -316,6 +321,24 @@ class PhaseRun:
         return self.trainer
 
     # ---- gate --------------------------------------------------------------------------------------
+    def evaluation_model(self) -> Any:
+        """The trained model for rank 0's gate and held-out scoring. Under FSDP with several processes the
+        trainer's module holds only this rank's shard and its forward waits for the other ranks, which do not
+        evaluate; so rank 0 evaluates the full model that ``train`` has just saved to ``output_dir`` instead."""
+        if self.trainer is None:
+            return self.model
+        if not (getattr(self.trainer, "is_fsdp_enabled", False) and self.args.world_size > 1):
+            return self.trainer.accelerator.unwrap_model(self.trainer.model)
+        if self._saved_model is None:
+            import torch
+            from transformers import AutoModelForCausalLM
+
+            dtype = torch.bfloat16 if self.args.bf16 else torch.float32
+            self._saved_model = AutoModelForCausalLM.from_pretrained(str(self.output_dir), dtype=dtype).to(
+                self.trainer.accelerator.device).eval()
+            self._print(f"FSDP: evaluating the saved full model from {self.output_dir}")
+        return self._saved_model
+
     def gated_buckets(self) -> Tuple[str, ...]:
         if self.data.gate_buckets:
             return tuple(b.strip() for b in self.data.gate_buckets.split(",") if b.strip())
@@ -328,7 +351,7 @@ class PhaseRun:
         if self.trainer is not None and not self.trainer.is_world_process_zero():
             return None
         t0 = time.perf_counter()
-        model = self.trainer.accelerator.unwrap_model(self.trainer.model) if self.trainer else self.model
+        model = self.evaluation_model()
         if self.phase.gate_kind == "copy":
             from ..evaluation.copy_probe import copy_probe, copy_probe_phrases
 
@@ -353,7 +376,7 @@ class PhaseRun:
         if self.trainer is not None and not self.trainer.is_world_process_zero():
             return None
         t0 = time.perf_counter()
-        model = self.trainer.accelerator.unwrap_model(self.trainer.model) if self.trainer else self.model
+        model = self.evaluation_model()
         result = episode_exact_match(model, self.tokenizer, list(episodes), batch_size=self.data.eval_batch_size,
                                      max_new_tokens=self.args.eval_max_new_tokens)
         print(f"[{self.phase.name}] held-out {name}: " + format_exact_match(result), flush=True)
@@ -380,7 +403,7 @@ class PhaseRun:
         write_model_card(self.output_dir, model_name=self.output_dir.name, args=self.args,
                          dataset_metadata=_flat_metadata(getattr(self, "metadata", {})), data_sources=self.sources,
                          gate_report=self.report, log_history=history, phase=self.phase.title,
-                         model_config=self.model.config, wall_time_s=wall)
+                         model_config=self.model.config, wall_time_s=wall, chat=self.phase.gate_kind != "copy")
         (self.output_dir / "timings.json").write_text(json.dumps(self.timings, indent=2) + "\n")
         verdict = "no gate" if self.report is None else ("PASS" if self.report["passed"] else "FAIL")
         self._print(f"saved {self.output_dir} | gate {verdict} | wall {wall:.0f}s "
