@@ -27,7 +27,8 @@ def run(args) -> int:
 
     import mypt_hf
     from mypt_hf.data.mixing import summarize_episodes
-    from mypt_hf.data.operators import VAL_TEMPLATES, check_operator_args, operators, training_templates
+    from mypt_hf.data.operators import (VAL_TEMPLATES, by_operator, check_operator_args, operators,
+                                        training_templates)
     from mypt_hf.data.schema import save_episodes_jsonl
     from mypt_hf.io_utils import write_json
     from mypt_hf.tokenization_mypt import load_tokenizer, tokenizer_fingerprint
@@ -39,8 +40,7 @@ def run(args) -> int:
                        word_dist=args.word_dist, seed_train=args.seed_train, seed_val=args.seed_val,
                        german=not args.no_german, tokenizer=tokenizer, novel_word_share=args.novel_word_share,
                        bracket_contrast=args.bracket_contrast)
-    train_templates = {op: by_lang["en"] + by_lang["de"]
-                       for op, by_lang in training_templates(args.bracket_contrast).items()}
+    train_templates = by_operator(training_templates(args.bracket_contrast))
     out = Path(args.output_dir)
     save_episodes_jsonl(splits["train"], out / "operator_train.jsonl")
     save_episodes_jsonl(splits["validation"], out / "operator_val.jsonl")

@@ -70,7 +70,11 @@ class _SegmentSource:
         self.framed_share = framed_share
         self.bare_share = bare_share
         self.ordinary = ordinary_token_ids(tokenizer)
-        self.separators = [tokenizer.encode(s, add_special_tokens=False) for s in SEPARATORS]
+        self.separators = [self.encode(s) for s in SEPARATORS]
+
+    def encode(self, text: str) -> List[int]:
+        """Token ids of ``text`` alone (no special tokens)."""
+        return self.tokenizer.encode(text, add_special_tokens=False)
 
     def phrase(self) -> str:
         words = [made_up_word(self.rng) for _ in range(self.rng.randint(1, MAX_PHRASE_WORDS))]
@@ -87,13 +91,13 @@ class _SegmentSource:
         if framed_share and self.rng.random() < framed_share:
             return self.framed_segment()
         text = self.phrase()
-        phrase = self.tokenizer.encode(text, add_special_tokens=False)
+        phrase = self.encode(text)
         separator = self.rng.choice(self.separators)
         copy = phrase
         if bare_share and self.rng.random() < bare_share:
             # The copy without its leading space: its first word splits into other tokens than the source's
             # (" Pineapple" vs "Pineapple"), as a chat reply's first word does.
-            copy = self.tokenizer.encode(text[1:], add_special_tokens=False)
+            copy = self.encode(text[1:])
         ids = phrase + separator + copy
         return ids, [IGNORE_INDEX] * (len(phrase) + len(separator)) + copy
 
@@ -103,15 +107,14 @@ class _SegmentSource:
         After a line break the copy starts without a space, so its first word is tokenized differently from the
         source -- as a chat reply's first word is ("Parrot: Pineapple" -> "Pineapple").
         """
-        encode = lambda text: self.tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
         lead = " ".join(made_up_word(self.rng) for _ in range(self.rng.randint(1, 3)))
         opening, closing = self.rng.choice(FRAME_QUOTES)
         marker = self.rng.choice(FRAME_MARKERS if opening else FRAME_MARKERS[:-1])
         words = self.phrase().strip()
-        source = encode("\n" + lead[0].upper() + lead[1:] + marker + " " + opening + words + closing)
+        source = self.encode("\n" + lead[0].upper() + lead[1:] + marker + " " + opening + words + closing)
         turn_break = self.rng.choice(TURN_BREAKS)
-        copy = encode(words if turn_break.endswith("\n") else " " + words)
-        context = source + encode(turn_break)
+        copy = self.encode(words if turn_break.endswith("\n") else " " + words)
+        context = source + self.encode(turn_break)
         return context + copy, [IGNORE_INDEX] * len(context) + copy
 
     def rows(self, n_rows: int, block_size: int, variants_from_row: int = 0) -> Tuple[np.ndarray, np.ndarray]:

@@ -136,11 +136,15 @@ CONTRAST_TEMPLATES_BY_LANGUAGE: Dict[str, Dict[str, List[str]]] = {
     "EXTRACT": {"en": [], "de": []},
 }
 
-#: operator -> every train / validation template (English first, then German), as the contract names them.
-TRAIN_TEMPLATES: Dict[str, List[str]] = {op: by_lang["en"] + by_lang["de"] for op, by_lang in TRAIN_TEMPLATES_BY_LANGUAGE.items()}
-VAL_TEMPLATES: Dict[str, List[str]] = {op: by_lang["en"] + by_lang["de"] for op, by_lang in VAL_TEMPLATES_BY_LANGUAGE.items()}
-CONTRAST_TEMPLATES: Dict[str, List[str]] = {op: by_lang["en"] + by_lang["de"]
-                                            for op, by_lang in CONTRAST_TEMPLATES_BY_LANGUAGE.items()}
+def by_operator(templates_by_language: Dict[str, Dict[str, List[str]]]) -> Dict[str, List[str]]:
+    """operator -> every template of ``operator -> language -> templates``, English first, then German."""
+    return {op: by_lang["en"] + by_lang["de"] for op, by_lang in templates_by_language.items()}
+
+
+#: operator -> every train / validation / contrast template (English first, then German), as the contract names them.
+TRAIN_TEMPLATES: Dict[str, List[str]] = by_operator(TRAIN_TEMPLATES_BY_LANGUAGE)
+VAL_TEMPLATES: Dict[str, List[str]] = by_operator(VAL_TEMPLATES_BY_LANGUAGE)
+CONTRAST_TEMPLATES: Dict[str, List[str]] = by_operator(CONTRAST_TEMPLATES_BY_LANGUAGE)
 
 
 def render(template: str, payload: str) -> str:
@@ -400,6 +404,6 @@ def operators(n_train: int = 5000, n_val: int = 500, max_words: int = 4, max_tok
 
 __all__ = [
     "OPERATORS", "TRAIN_TEMPLATES", "VAL_TEMPLATES", "TRAIN_TEMPLATES_BY_LANGUAGE", "VAL_TEMPLATES_BY_LANGUAGE",
-    "CONTRAST_TEMPLATES_BY_LANGUAGE", "CONTRAST_TEMPLATES", "training_templates", "GERMAN_SHARE", "render", "expected_output", "operators",
+    "CONTRAST_TEMPLATES_BY_LANGUAGE", "CONTRAST_TEMPLATES", "training_templates", "by_operator", "GERMAN_SHARE", "render", "expected_output", "operators",
     "parse_word_dist", "allocate", "payload_capacity", "check_operator_args",
 ]
