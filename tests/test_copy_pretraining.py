@@ -152,3 +152,43 @@ def test_copy_probe_scores_exact_copies_and_gates_on_the_threshold(tokenizer):
     report = copy_probe(_Copier(tokenizer, corrupt_every=2), tokenizer, phrases, threshold=0.8)
     assert not report["passed"] and report["buckets"]["copy"]["passed"] == 5
     assert "copy" in format_report(report) and "OVERALL: FAIL (5/10 items)" in format_report(report)
+
+
+def test_copy_replay_adds_the_share_of_copy_rows_and_keeps_every_prepared_row(tokenizer):
+    from mypt_hf.data.copy_pretraining import add_copy_replay
+    from mypt_hf.data.prepare import prepare_dataset
+
+    import datasets
+
+    episodes = datasets.Dataset.from_list([{"messages": [{"role": "user", "content": f"Say word{i}."},
+                              {"role": "assistant", "content": f"word{i}."}]} for i in range(60)])
+    dataset, metadata = prepare_dataset(episodes, tokenizer, val_split=0.1, enable_packing=True, pack_block_size=64,
+                                        seed=1, verbose=False)
+    n_prepared = len(dataset["train"])
+    merged, merged_meta = add_copy_replay(dataset, metadata, tokenizer, 0.6, seed=4)
+    again, again_meta = add_copy_replay(dataset, metadata, tokenizer, 0.6, seed=4)
+    n_copy = round(0.6 / 0.4 * n_prepared)
+    assert merged_meta["copy_replay"]["rows"] == n_copy and len(merged["train"]) == n_prepared + n_copy
+    assert merged_meta["splits"]["train"]["rows"] == n_prepared + n_copy
+    # every prepared row is still there once, in a shuffled order; validation is untouched
+    rows = sorted(map(tuple, merged["train"]["input_ids"]))
+    for row in dataset["train"]["input_ids"]:
+        rows.remove(tuple(row))
+    assert len(rows) == n_copy and merged["train"]["input_ids"][:n_prepared] != dataset["train"]["input_ids"]
+    assert merged["validation"]["input_ids"] == dataset["validation"]["input_ids"]
+    supervised = 0
+    for row in merged["train"]:
+        if row["seq_lengths"] == [64] and len(row["input_ids"]) == 64 and tuple(row["input_ids"]) in rows:
+            ids, labels = np.array(row["input_ids"]), np.array(row["labels"])
+            assert all(ids[i] in ids[:i] for i in np.flatnonzero(labels != -100))  # copies only
+            supervised += int((labels != -100).sum())
+    assert supervised == merged_meta["copy_replay"]["supervised_tokens"]
+    assert merged_meta["splits"]["train"]["supervised_tokens"] == metadata["splits"]["train"]["supervised_tokens"] + supervised
+    # deterministic; share 0 is a no-op; a bad share names the field
+    assert again["train"]["input_ids"] == merged["train"]["input_ids"]
+    assert again_meta["content_fingerprints"] == merged_meta["content_fingerprints"] != metadata["content_fingerprints"]
+    assert add_copy_replay(dataset, metadata, tokenizer, 0.0) == (dataset, metadata)
+    for share in (1.0, -0.2):
+        with pytest.raises(MyPTInputError, match="copy replay share") as error:
+            add_copy_replay(dataset, metadata, tokenizer, share)
+        assert error.value.field == "copy_replay_share"

@@ -61,8 +61,14 @@ def test_alpha_recipe_end_to_end_saves_model_card_plots_and_gate(tmp_path, capsy
     assert code == (0 if report["passed"] else 1)
     card = (out / "README.md").read_text()
     for text in ("loss.png", "gates.png", "format_strict", "learning_rate", "format_lock", "minimal",
-                 "apply_chat_template"):
+                 "apply_chat_template", "copy_replay"):
         assert text in card, text
+    # the tiny α config replays copy-pretraining rows: half of the saved training rows, stated in the metadata
+    metadata = json.loads((out / "data" / "mypt_metadata.json").read_text())
+    replay = metadata["copy_replay"]
+    assert replay["share"] == 0.5 and metadata["splits"]["train"]["rows"] == 2 * replay["rows"]
+    sources = json.loads((out / "data_sources.json").read_text())
+    assert [row["name"] for row in sources] == ["format_lock", "copy_replay"] and sources[1]["rows"] == replay["rows"]
     model = AutoModelForCausalLM.from_pretrained(str(out))
     tokenizer = load_tokenizer(str(out))
     assert model.config.num_hidden_layers == 1
@@ -89,10 +95,11 @@ def test_unknown_config_key_is_a_clear_error(tmp_path):
     config.write_text("output_dir: x\nlearning_rate: 1.0e-3\nnot_a_real_key: 3\n")
     with pytest.raises(MyPTInputError, match="not_a_real_key"):
         parse_phase_args("phase3a1_alpha", ["--config", str(config)])
-    for share in ("1.0", "-0.1"):  # refused before any model is loaded
-        with pytest.raises(MyPTInputError, match="operator_format_replay_share") as error:
-            parse_phase_args("phase3a_operator", ["--operator_format_replay_share", share])
-        assert error.value.field == "operator_format_replay_share"
+    for name in ("operator_format_replay_share", "copy_replay_share"):
+        for share in ("1.0", "-0.1"):  # refused before any model is loaded
+            with pytest.raises(MyPTInputError, match=name) as error:
+                parse_phase_args("phase3a_operator", [f"--{name}", share])
+            assert error.value.field == name
     with pytest.raises(MyPTInputError, match="config file not found"):
         parse_phase_args("phase3a1_alpha", ["--config", str(tmp_path / "missing.yaml")])
 

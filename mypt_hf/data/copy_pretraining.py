@@ -202,4 +202,61 @@ def copy_pretraining_dataset(tokenizer: Any, n_train_rows: int, n_val_rows: int 
     return datasets.DatasetDict(splits), metadata
 
 
-__all__ = ["SEPARATORS", "copy_pretraining_dataset", "ordinary_token_ids"]
+def add_copy_replay(dataset: Any, metadata: Dict[str, Any], tokenizer: Any, share: float, *, seed: int = 42,
+                    random_token_share: float = 0.25, bare_share: float = 0.0, framed_share: float = 0.0):
+    """Mix copy-pretraining rows into a prepared dataset's training split: ``share`` of its rows afterwards.
+
+    Replaying the tiny base's kind of data while fine-tuning keeps the in-context copying the base learned: α's
+    144 packed rows are read ~11 times in its 200 steps, and without replay the model unlearns copying words it
+    has not seen (the tiny base copies "Tell me back: nutmeg waffle" in its own format; after α it answers
+    "Mutmeg."). The copy rows have the prepared set's block size and one attention segment each (as the tiny
+    base's rows); the merged training split is shuffled with ``seed``; the validation split is unchanged.
+    Returns ``(dataset, metadata)``: the training split's stats updated and ``metadata["copy_replay"]`` saying
+    what was added. ``share == 0`` returns the inputs unchanged.
+    """
+    import datasets
+
+    from .prepare import build_token_dataset
+
+    if not 0.0 <= share < 1.0:
+        raise MyPTInputError(f"copy replay share must be in [0, 1), got {share}", field="copy_replay_share")
+    if not share:
+        return dataset, metadata
+    train = dataset["train"]
+    columns = ("input_ids", "labels", "seq_lengths")
+    if sorted(train.column_names) != sorted(columns):
+        raise MyPTInputError(f"copy replay needs prepared rows with columns {list(columns)}, got "
+                             f"{train.column_names}", field="copy_replay_share")
+    n_rows = int(round(share / (1.0 - share) * len(train)))
+    if n_rows < 1:
+        raise MyPTInputError(f"copy replay share {share} of {len(train)} training rows is no row; raise the share "
+                             "or set it to 0", field="copy_replay_share")
+    block_size = int(metadata["block_size"])
+    ids, labels = _SegmentSource(tokenizer, seed, random_token_share, framed_share, bare_share).rows(n_rows, block_size)
+    rows = {name: [np.asarray(values, dtype=np.int32) for values in train[name]] for name in columns}
+    rows["input_ids"] += list(ids)
+    rows["labels"] += list(labels)
+    rows["seq_lengths"] += [np.array([block_size], dtype=np.int32)] * n_rows
+    order = np.random.default_rng(seed).permutation(len(rows["input_ids"]))
+    merged = {}
+    for name in columns:
+        ordered = [rows[name][i] for i in order]
+        offsets = np.concatenate([[0], np.cumsum([len(values) for values in ordered])]).astype(np.int64)
+        merged[name] = (np.concatenate(ordered), offsets)
+    train = build_token_dataset(merged)
+
+    replay = _stats(labels)
+    metadata = dict(metadata)
+    stats = dict(metadata["splits"]["train"])
+    stats.update(rows=len(train), tokens=int(stats.get("tokens", 0)) + replay["tokens"],
+                 supervised_tokens=int(stats.get("supervised_tokens", 0)) + replay["supervised_tokens"])
+    metadata["splits"] = {**metadata["splits"], "train": stats}
+    metadata["content_fingerprints"] = {**metadata.get("content_fingerprints", {}), "train": train._fingerprint}
+    metadata["copy_replay"] = {"rows": n_rows, "share": share, "block_size": block_size,
+                               "supervised_tokens": replay["supervised_tokens"],
+                               "arguments": {"seed": seed, "random_token_share": random_token_share,
+                                             "bare_share": bare_share, "framed_share": framed_share}}
+    return datasets.DatasetDict({**dataset, "train": train}), metadata
+
+
+__all__ = ["SEPARATORS", "add_copy_replay", "copy_pretraining_dataset", "ordinary_token_ids"]

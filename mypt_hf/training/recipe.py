@@ -104,6 +104,10 @@ class DataArguments:
     copy_variants_start: float = field(
         default=0.0, metadata={"help": "Tiny base: bare/framed copies only in the training rows after this fraction "
                                        "(a curriculum with train_sampling_strategy: sequential)."})
+    copy_replay_share: float = field(
+        default=0.0, metadata={"help": "Share of the training rows that are copy-pretraining rows (the tiny base's "
+                                       "data with the copy_* settings above, replayed so fine-tuning keeps in-context "
+                                       "copying; 0 = off, as the guide)."})
     copy_probe_phrases: int = field(default=60, metadata={"help": "Tiny base: held-out phrases of the copy gate."})
     copy_probe_threshold: float = field(default=0.8, metadata={"help": "Tiny base: copy gate threshold."})
     gate_buckets: Optional[str] = field(default=None, metadata={"help": "Comma-separated gated buckets "
@@ -139,10 +143,10 @@ def parse_phase_args(phase: str, argv: Optional[Sequence[str]] = None
         if error.code not in (0, None):
             raise MyPTInputError(f"bad arguments: {' '.join(argv)}", field="argv") from None
         raise
-    share = data_args.operator_format_replay_share
-    if not 0.0 <= share < 1.0:  # checked here, before a model is loaded or data generated
-        raise MyPTInputError(f"operator_format_replay_share must be in [0, 1), got {share}",
-                             field="operator_format_replay_share")
+    for name in ("operator_format_replay_share", "copy_replay_share"):
+        share = getattr(data_args, name)
+        if not 0.0 <= share < 1.0:  # checked here, before a model is loaded or data generated
+            raise MyPTInputError(f"{name} must be in [0, 1), got {share}", field=name)
     prompts = train_args.eval_prompts_file
     if prompts and not Path(prompts).is_file() and (RECIPES_DIR.parent / prompts).is_file():
         # configs name repo-relative files; resolve them when the recipe runs from another directory
@@ -269,11 +273,33 @@ class PhaseRun:
         data_dir = self.output_dir / "data"
         if int(os.environ.get("RANK", "0")) == 0:
             write(data_dir)
+            if self.data.copy_replay_share:
+                self.sources.append(self._add_copy_replay(data_dir))
             write_json(self.output_dir / "data_sources.json", self.sources)
         self._barrier()
         self.dataset, self.metadata = load_prepared(data_dir)
         self.timings["data_s"] = time.perf_counter() - t0
         return self.dataset, self.metadata
+
+    def _add_copy_replay(self, data_dir: Path) -> Dict[str, Any]:
+        """Mix copy-pretraining rows into the prepared data at ``data_dir`` (``copy_replay_share``); returns the
+        model card's data-table row for them."""
+        from ..data.copy_pretraining import add_copy_replay
+        from ..data.prepare import load_prepared, save_prepared
+
+        data = self.data
+        dataset, metadata = add_copy_replay(
+            *load_prepared(data_dir), self.tokenizer, data.copy_replay_share, seed=data.episode_seed,
+            random_token_share=data.copy_random_token_share, bare_share=data.copy_bare_share,
+            framed_share=data.copy_framed_share)
+        save_prepared(dataset, metadata, data_dir, overwrite=True)
+        replay = metadata["copy_replay"]
+        self._print(f"copy replay: {replay['rows']} copy-pretraining rows added "
+                    f"({data.copy_replay_share:.0%} of {len(dataset['train'])} training rows)")
+        return {"name": "copy_replay", "rows": replay["rows"], "share": data.copy_replay_share,
+                "settings": (f"tiny-base copy rows ({replay['block_size']} tokens, {data.copy_random_token_share:.0%} "
+                             f"random-token repeats, {data.copy_bare_share:.0%} bare and {data.copy_framed_share:.0%} "
+                             "framed copies), share of the training rows")}
 
     def prepare_mix(self, parts: Sequence[MixPart], default_size: int) -> Tuple[Any, Dict[str, Any]]:
         """Mix ``parts`` by their shares (``mix_target_size`` rows, else ``default_size``), shuffled with the
