@@ -32,6 +32,9 @@ copy and its copying did not carry over to chat prompts (held-out echo after α:
 learned in ~500 steps and does (3/12 after α, and α's "Echo: Testing" -> "Testing"). Why the variants: with plain
 copies only, α's replies to unseen words went wrong at the first token ("Say Pineapple." -> "Tineapple."); with
 them, held-out echo after α rose from 5/24 to 11/24 and after β from 16/24 to 23/24 (see the README).
+
+:func:`add_copy_replay` mixes such rows into a later phase's prepared data (recipe key ``copy_replay_share``), so
+fine-tuning on a small set does not unlearn the copying (α: held-out echo 11/24 without, 17/24 with half replay).
 """
 
 from __future__ import annotations

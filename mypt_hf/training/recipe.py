@@ -297,9 +297,10 @@ class PhaseRun:
         self._print(f"copy replay: {replay['rows']} copy-pretraining rows added "
                     f"({data.copy_replay_share:.0%} of {len(dataset['train'])} training rows)")
         return {"name": "copy_replay", "rows": replay["rows"], "share": data.copy_replay_share,
-                "settings": (f"tiny-base copy rows ({replay['block_size']} tokens, {data.copy_random_token_share:.0%} "
+                "settings": (f"tiny-base copy rows of {replay['block_size']} tokens ({data.copy_random_token_share:.0%} "
                              f"random-token repeats, {data.copy_bare_share:.0%} bare and {data.copy_framed_share:.0%} "
-                             "framed copies), share of the training rows")}
+                             f"framed copies): {data.copy_replay_share:.0%} of the {len(dataset['train'])} packed "
+                             "training rows")}
 
     def prepare_mix(self, parts: Sequence[MixPart], default_size: int) -> Tuple[Any, Dict[str, Any]]:
         """Mix ``parts`` by their shares (``mix_target_size`` rows, else ``default_size``), shuffled with the
