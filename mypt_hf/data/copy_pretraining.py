@@ -34,7 +34,8 @@ copies only, α's replies to unseen words went wrong at the first token ("Say Pi
 them, held-out echo after α rose from 5/24 to 11/24 and after β from 16/24 to 23/24 (see the README).
 
 :func:`add_copy_replay` mixes such rows into a later phase's prepared data (recipe key ``copy_replay_share``), so
-fine-tuning on a small set does not unlearn the copying (α: held-out echo 11/24 without, 17/24 with half replay).
+fine-tuning on a small set does not unlearn the copying (α: held-out echo 11/24 without; 20/24 with half of
+its rows replayed and 300 instead of 200 steps).
 """
 
 from __future__ import annotations
