@@ -111,7 +111,7 @@ def held_out_items() -> List[EvalItem]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_root", default="outputs/tiny")
-    parser.add_argument("--phases", default=None, help="comma-separated phase names (default: every phase found)")
+    parser.add_argument("--phases", default=None, help="comma-separated phase names (default: every chat phase found; not the tiny base)")
     parser.add_argument("--max_new_tokens", type=int, default=24)
     parser.add_argument("--verbose", action="store_true", help="print every held-out reply")
     args = parser.parse_args()
@@ -120,8 +120,10 @@ def main() -> int:
     from mypt_hf.commands.eval import load_model_and_tokenizer
     from mypt_hf.generation import generate_replies
     from mypt_hf.training.chain import CHAIN, resolve_phases
+    from mypt_hf.training.recipe import PHASES
 
-    phases = resolve_phases(args.phases) if args.phases else list(CHAIN)
+    # by default the chat phases only: the tiny base is a plain copier with no chat format to score
+    phases = resolve_phases(args.phases) if args.phases else [p for p in CHAIN if PHASES[p].gate_kind == "suite"]
     root = Path(args.output_root)
     items = held_out_items()
     rows: List[Dict] = []
