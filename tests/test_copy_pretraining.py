@@ -184,6 +184,8 @@ def test_copy_replay_adds_the_share_of_copy_rows_and_keeps_every_prepared_row(to
             supervised += int((labels != -100).sum())
     assert supervised == merged_meta["copy_replay"]["supervised_tokens"]
     assert merged_meta["splits"]["train"]["supervised_tokens"] == metadata["splits"]["train"]["supervised_tokens"] + supervised
+    train_stats = merged_meta["splits"]["train"]
+    assert train_stats["mask_ratio"] == train_stats["supervised_tokens"] / train_stats["tokens"]
     # deterministic; share 0 is a no-op; a bad share names the field
     assert again["train"]["input_ids"] == merged["train"]["input_ids"]
     assert again_meta["content_fingerprints"] == merged_meta["content_fingerprints"] != metadata["content_fingerprints"]

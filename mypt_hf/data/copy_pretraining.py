@@ -252,8 +252,9 @@ def add_copy_replay(dataset: Any, metadata: Dict[str, Any], tokenizer: Any, shar
     replay = _stats(labels)
     metadata = dict(metadata)
     stats = dict(metadata["splits"]["train"])
-    stats.update(rows=len(train), tokens=int(stats.get("tokens", 0)) + replay["tokens"],
-                 supervised_tokens=int(stats.get("supervised_tokens", 0)) + replay["supervised_tokens"])
+    tokens = int(stats.get("tokens", 0)) + replay["tokens"]
+    supervised = int(stats.get("supervised_tokens", 0)) + replay["supervised_tokens"]
+    stats.update(rows=len(train), tokens=tokens, supervised_tokens=supervised, mask_ratio=supervised / max(1, tokens))
     metadata["splits"] = {**metadata["splits"], "train": stats}
     metadata["content_fingerprints"] = {**metadata.get("content_fingerprints", {}), "train": train._fingerprint}
     metadata["copy_replay"] = {"rows": n_rows, "share": share, "block_size": block_size,

@@ -247,10 +247,10 @@ class PhaseRun:
     def prepare(self, train_episodes: Any, val_episodes: Any = None,
                 sources: Optional[Sequence[Mapping[str, Any]]] = None) -> Tuple[Any, Dict[str, Any]]:
         """Tokenize, mask and pack the episodes into ``<output_dir>/data`` (mypt_hf.data.prepare)."""
-        from ..data.prepare import prepare
+        from ..data.prepare import prepare_dataset
 
-        return self._write_data(lambda data_dir: prepare(
-            train_episodes, data_dir, self.tokenizer, overwrite=True, val_file=val_episodes,
+        return self._write_data(lambda: prepare_dataset(
+            train_episodes, self.tokenizer, val_file=val_episodes,
             val_split=self.data.val_split if val_episodes is None else 0.0, enable_packing=self.data.enable_packing,
             pack_block_size=self.data.pack_block_size, pack_by_field=self.data.pack_by_field,
             seed=self.data.episode_seed, verbose=True), sources)
@@ -259,48 +259,48 @@ class PhaseRun:
                     sources: Optional[Sequence[Mapping[str, Any]]] = None) -> Tuple[Any, Dict[str, Any]]:
         """Save an already tokenized ``(DatasetDict, metadata)`` (prepared layout) to ``<output_dir>/data`` and
         train on it, as :meth:`prepare` does for episodes (e.g. the tiny base's copy-pretraining rows)."""
-        from ..data.prepare import save_prepared
+        return self._write_data(lambda: (dataset, metadata), sources)
 
-        return self._write_data(lambda data_dir: save_prepared(dataset, metadata, data_dir, overwrite=True), sources)
-
-    def _write_data(self, write: Any, sources: Optional[Sequence[Mapping[str, Any]]]) -> Tuple[Any, Dict[str, Any]]:
-        """``write(<output_dir>/data)`` on rank 0 with ``data_sources.json``, sync ranks, load it on every rank."""
-        from ..data.prepare import load_prepared
+    def _write_data(self, build: Any, sources: Optional[Sequence[Mapping[str, Any]]]) -> Tuple[Any, Dict[str, Any]]:
+        """On rank 0: ``build()`` the prepared ``(DatasetDict, metadata)``, add the copy replay when configured, save
+        it to ``<output_dir>/data`` with ``data_sources.json``; sync ranks; load it on every rank."""
+        from ..data.prepare import load_prepared, save_prepared
         from ..io_utils import write_json
 
         t0 = time.perf_counter()
         self.sources = [dict(s) for s in (sources or [])]
         data_dir = self.output_dir / "data"
         if int(os.environ.get("RANK", "0")) == 0:
-            write(data_dir)
+            dataset, metadata = build()
             if self.data.copy_replay_share:
-                self.sources.append(self._add_copy_replay(data_dir))
+                dataset, metadata = self._add_copy_replay(dataset, metadata)
+            save_prepared(dataset, metadata, data_dir, overwrite=True)
+            self._print(f"saved {data_dir}")
             write_json(self.output_dir / "data_sources.json", self.sources)
         self._barrier()
         self.dataset, self.metadata = load_prepared(data_dir)
         self.timings["data_s"] = time.perf_counter() - t0
         return self.dataset, self.metadata
 
-    def _add_copy_replay(self, data_dir: Path) -> Dict[str, Any]:
-        """Mix copy-pretraining rows into the prepared data at ``data_dir`` (``copy_replay_share``); returns the
-        model card's data-table row for them."""
+    def _add_copy_replay(self, dataset: Any, metadata: Dict[str, Any]) -> Tuple[Any, Dict[str, Any]]:
+        """Mix copy-pretraining rows into the prepared data (``copy_replay_share``) and add their row to the
+        model card's data table."""
         from ..data.copy_pretraining import add_copy_replay
-        from ..data.prepare import load_prepared, save_prepared
 
         data = self.data
         dataset, metadata = add_copy_replay(
-            *load_prepared(data_dir), self.tokenizer, data.copy_replay_share, seed=data.episode_seed,
+            dataset, metadata, self.tokenizer, data.copy_replay_share, seed=data.episode_seed,
             random_token_share=data.copy_random_token_share, bare_share=data.copy_bare_share,
             framed_share=data.copy_framed_share)
-        save_prepared(dataset, metadata, data_dir, overwrite=True)
-        replay = metadata["copy_replay"]
+        replay, n_train = metadata["copy_replay"], len(dataset["train"])
         self._print(f"copy replay: {replay['rows']} copy-pretraining rows added "
-                    f"({data.copy_replay_share:.0%} of {len(dataset['train'])} training rows)")
-        return {"name": "copy_replay", "rows": replay["rows"], "share": data.copy_replay_share,
-                "settings": (f"tiny-base copy rows of {replay['block_size']} tokens ({data.copy_random_token_share:.0%} "
-                             f"random-token repeats, {data.copy_bare_share:.0%} bare and {data.copy_framed_share:.0%} "
-                             f"framed copies): {data.copy_replay_share:.0%} of the {len(dataset['train'])} packed "
-                             "training rows")}
+                    f"({data.copy_replay_share:.0%} of {n_train} training rows)")
+        self.sources.append({
+            "name": "copy_replay", "rows": replay["rows"], "share": data.copy_replay_share,
+            "settings": (f"tiny-base copy rows of {replay['block_size']} tokens ({data.copy_random_token_share:.0%} "
+                         f"random-token repeats, {data.copy_bare_share:.0%} bare and {data.copy_framed_share:.0%} "
+                         f"framed copies): {data.copy_replay_share:.0%} of the {n_train} packed training rows")})
+        return dataset, metadata
 
     def prepare_mix(self, parts: Sequence[MixPart], default_size: int) -> Tuple[Any, Dict[str, Any]]:
         """Mix ``parts`` by their shares (``mix_target_size`` rows, else ``default_size``), shuffled with the
