@@ -1,9 +1,13 @@
 """`mypt-hf <subcommand>`: one subcommand per original MyPT script, with the same argument names.
 
 Each subcommand lives in ``mypt_hf/commands/<name>.py`` (underscores become dashes) and defines
-``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``. Command modules import
-heavy libraries inside ``run`` so ``mypt-hf --help`` stays fast. Exit codes: 0 success,
-1 a check or gate failed, 2 bad input.
+``HELP`` (one line), ``run(args) -> int`` and either ``add_arguments(parser)`` or
+``build_parser(prog) -> argparse.ArgumentParser`` (e.g. an ``HfArgumentParser``); ``run`` gets what that
+parser's ``parse_args`` returns. Exit codes: 0 success, 1 a check or gate failed, 2 bad input.
+
+Startup is instant: importing this module and building parsers imports no torch. Command modules import
+heavy libraries inside ``run``; the top-level parser only lists the subcommands with their ``HELP`` lines,
+and a subcommand's own parser is built only when the command line names it.
 """
 
 from __future__ import annotations
@@ -12,42 +16,91 @@ import argparse
 import importlib
 import pkgutil
 import sys
-from typing import List, Optional
+from types import ModuleType
+from typing import Any, Dict, List, Optional, Tuple
 
 from . import commands as _commands_package
+from . import defer_auto_registration
 from .errors import GateFailure, MyPTInputError
 
+PROG = "mypt-hf"
+DESCRIPTION = "MyPT Phase 3a SFT on the Hugging Face stack."
 
-def _command_modules() -> List[str]:
-    return sorted(info.name for info in pkgutil.iter_modules(_commands_package.__path__) if not info.name.startswith("_"))
+
+def _command_modules() -> Dict[str, str]:
+    """Subcommand name (dashes) -> module name (underscores), sorted."""
+    names = sorted(info.name for info in pkgutil.iter_modules(_commands_package.__path__)
+                   if not info.name.startswith("_"))
+    return {name.replace("_", "-"): name for name in names}
+
+
+def _load(module_name: str) -> ModuleType:
+    return importlib.import_module(f"{_commands_package.__name__}.{module_name}")
+
+
+def _command_parser(module: ModuleType, prog: str) -> argparse.ArgumentParser:
+    if hasattr(module, "build_parser"):
+        return module.build_parser(prog)
+    parser = argparse.ArgumentParser(prog=prog, description=module.HELP)
+    module.add_arguments(parser)
+    return parser
+
+
+def build_command_parser(command: str) -> argparse.ArgumentParser:
+    """The parser of one subcommand (``command`` as typed, e.g. ``"prepare-chat-sft"``), built alone."""
+    modules = _command_modules()
+    if command not in modules:
+        raise ValueError(f"unknown subcommand {command!r}; expected one of {', '.join(modules)}")
+    with defer_auto_registration(catch_up=False):  # building a parser must not import torch
+        return _command_parser(_load(modules[command]), f"{PROG} {command}")
+
+
+def _top_parser() -> Tuple[argparse.ArgumentParser, Any]:
+    parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION)
+    return parser, parser.add_subparsers(dest="command", metavar="<subcommand>")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(prog="mypt-hf", description="MyPT Phase 3a SFT on the Hugging Face stack.")
-    subparsers = parser.add_subparsers(dest="command", metavar="<subcommand>")
-    for module_name in _command_modules():
-        module = importlib.import_module(f"{_commands_package.__name__}.{module_name}")
-        sub = subparsers.add_parser(module_name.replace("_", "-"), help=module.HELP, description=module.HELP)
-        module.add_arguments(sub)
-        sub.set_defaults(_run=module.run)
+    """The top-level parser with every subcommand and all its arguments (for tests and docs).
+
+    ``main`` does not use it: it builds only the parser the command line needs.
+    """
+    parser, subparsers = _top_parser()
+    with defer_auto_registration(catch_up=False):  # building parsers must not import torch
+        for command, module_name in _command_modules().items():
+            module = _load(module_name)
+            own = _command_parser(module, f"{PROG} {command}")
+            # parents= copies the command's own parser whole (arguments, groups, defaults, its -h).
+            sub = subparsers.add_parser(command, parents=[own], add_help=False, help=module.HELP,
+                                        description=own.description, formatter_class=own.formatter_class)
+            sub.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``mypt-hf`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "_run", None) is None:
-        parser.print_help()
-        return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
+    modules = _command_modules()
+    command = argv[0] if argv and argv[0] in modules else None
+    # Parsers may load transformers (HfArgumentParser); that must not import torch for --help, so the Auto-class
+    # registration waits until parsing is done (then it runs, before the command, which may load a model).
+    with defer_auto_registration():
+        if command is None:
+            top, subparsers = _top_parser()
+            for name, module_name in modules.items():
+                subparsers.add_parser(name, help=_load(module_name).HELP, add_help=False)
+            top.parse_args(argv)  # --help, or an error naming the unknown subcommand; both exit
+            top.print_help()
+            return 2
+        module = _load(modules[command])
+        args = _command_parser(module, f"{PROG} {command}").parse_args(argv[1:])
     try:
-        return int(args._run(args) or 0)
+        return int(module.run(args) or 0)
     except MyPTInputError as error:
-        print(f"mypt-hf {args.command}: error: {error}", file=sys.stderr)
+        print(f"{PROG} {command}: error: {error}", file=sys.stderr)
         return 2
     except GateFailure as error:
-        print(f"mypt-hf {args.command}: FAIL: {error}", file=sys.stderr)
+        print(f"{PROG} {command}: FAIL: {error}", file=sys.stderr)
         return 1
 
 

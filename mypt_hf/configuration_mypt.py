@@ -137,4 +137,13 @@ class MyPTConfig(PreTrainedConfig):
 # save_pretrained copies this file and writes auto_map, so trust_remote_code loading works without mypt_hf.
 MyPTConfig.register_for_auto_class()
 
+# AutoConfig.from_pretrained without trust_remote_code once mypt_hf is imported (mypt_hf/__init__.py sees to it
+# that this module is imported when transformers is). Only the package's copy registers: the copy next to a saved
+# model runs under transformers_modules.* with trust_remote_code and must not take over "mypt" in a process that
+# has mypt_hf.
+if __package__ == "mypt_hf":
+    from transformers import AutoConfig
+
+    AutoConfig.register(MyPTConfig.model_type, MyPTConfig, exist_ok=True)
+
 __all__ = ["MyPTConfig", "swiglu_hidden_size", "POS_ENCODINGS", "MLP_TYPES", "NORM_TYPES", "DEFAULT_NORM_EPS"]

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
+from .tokenization_mypt import stop_token_ids
 from .tokens import DEFAULT_SYSTEM_PROMPT
 
 DEFAULT_MAX_NEW_TOKENS = 64
@@ -23,12 +24,6 @@ def build_chat_messages(user: str, system: Optional[str] = DEFAULT_SYSTEM_PROMPT
     messages = [] if system is None else [{"role": "system", "content": system}]
     messages.append({"role": "user", "content": user})
     return messages
-
-
-def _stop_ids(tokenizer) -> List[int]:
-    from .tokenization_mypt import stop_token_ids
-
-    return stop_token_ids(tokenizer)
 
 
 def _context_length(model) -> Optional[int]:
@@ -74,7 +69,7 @@ def generate_ids(model, tokenizer, prompts: Sequence[Sequence[int]], *, max_new_
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    stop_ids = _stop_ids(tokenizer)
+    stop_ids = stop_token_ids(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[-1]
     device = next(model.parameters()).device
     prompts = [_truncate_prompt(list(p), model, max_new_tokens) for p in prompts]

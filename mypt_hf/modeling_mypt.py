@@ -369,19 +369,15 @@ class MyPTForCausalLM(MyPTPreTrainedModel, GenerationMixin):
 def set_mypt_generation_config(model: PreTrainedModel, tokenizer) -> None:
     """Point ``model.generation_config`` (and the config) at the MyPT stop tags and pad id.
 
-    eos = ids of ``</myPT_assistant>`` and ``<myPT_eot>`` (looked up through the tokenizer), pad = the
-    tokenizer's pad id (``<myPT_eot>``), no BOS. Needs the mypt_hf package (for the tag strings).
+    eos = ``mypt_hf.tokenization_mypt.stop_token_ids(tokenizer)`` (the ids of ``</myPT_assistant>`` and
+    ``<myPT_eot>``; a ``ValueError`` when the tokenizer lacks them), pad = the tokenizer's pad id
+    (``<myPT_eot>``), no BOS. Needs the mypt_hf package.
     """
-    try:
-        from mypt_hf.tokens import STOP_TAG_STRINGS
-    except ImportError as error:  # remote-code copies of this file run without mypt_hf
+    try:  # imported here: remote-code copies of this file run without mypt_hf
+        from mypt_hf.tokenization_mypt import stop_token_ids
+    except ImportError as error:
         raise ImportError("set_mypt_generation_config needs the mypt_hf package") from error
-    stop_ids = []
-    for tag in STOP_TAG_STRINGS:
-        token_id = tokenizer.convert_tokens_to_ids(tag)
-        if token_id is None or token_id == tokenizer.unk_token_id or tokenizer.convert_ids_to_tokens(token_id) != tag:
-            raise ValueError(f"tokenizer has no token {tag!r}; it is not a MyPT tokenizer")
-        stop_ids.append(int(token_id))
+    stop_ids = stop_token_ids(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[-1]
     model.generation_config.eos_token_id = stop_ids
     model.generation_config.pad_token_id = int(pad_id)
@@ -391,5 +387,12 @@ def set_mypt_generation_config(model: PreTrainedModel, tokenizer) -> None:
 
 
 MyPTForCausalLM.register_for_auto_class("AutoModelForCausalLM")
+
+# AutoModelForCausalLM.from_pretrained without trust_remote_code once mypt_hf is imported (see
+# configuration_mypt.py for why only the package's copy registers; transformers registers a remote copy itself).
+if __package__ == "mypt_hf":
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.register(MyPTConfig, MyPTForCausalLM, exist_ok=True)
 
 __all__ = ["MyPTPreTrainedModel", "MyPTModel", "MyPTForCausalLM", "set_mypt_generation_config"]

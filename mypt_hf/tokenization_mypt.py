@@ -340,8 +340,19 @@ def load_tokenizer(spec: Optional[Union[str, os.PathLike]] = None) -> PreTrained
 
 
 def stop_token_ids(tokenizer: PreTrainedTokenizerFast) -> List[int]:
-    """Ids at which generation stops: ``</myPT_assistant>`` and ``<myPT_eot>``."""
-    return [int(tokenizer.convert_tokens_to_ids(tag)) for tag in STOP_TAG_STRINGS]
+    """Ids at which generation stops: those of ``</myPT_assistant>`` and ``<myPT_eot>``, in that order.
+
+    The one lookup of the stop ids (generation, the model's generation_config, training). Raises
+    ``MyPTInputError`` (a ``ValueError``) when the tokenizer lacks one of the tags: it is not a MyPT tokenizer,
+    and a plain lookup would give the unknown-token id, on which generation would silently stop.
+    """
+    ids: List[int] = []
+    for tag in STOP_TAG_STRINGS:
+        token_id = tokenizer.convert_tokens_to_ids(tag)
+        if token_id is None or tokenizer.convert_ids_to_tokens(token_id) != tag:
+            raise MyPTInputError(f"tokenizer has no token {tag!r}; it is not a MyPT tokenizer")
+        ids.append(int(token_id))
+    return ids
 
 
 def model_vocab_size(tokenizer: PreTrainedTokenizerFast) -> int:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 from ..errors import MyPTInputError
-from ..tokens import STOP_TAG_STRINGS
 
 
 @dataclass
@@ -34,23 +33,13 @@ class ModelArguments:
         default=False, metadata={"help": "Refuse to start from a fresh model (the 750M configs fine-tune a base)."})
 
 
-def stop_ids_for(tokenizer: Any) -> List[int]:
-    """Ids of the stop tags in ``tokenizer`` (empty when it is not a MyPT tokenizer)."""
-    ids = []
-    vocab = tokenizer.get_vocab()
-    for tag in STOP_TAG_STRINGS:
-        if tag in vocab:
-            ids.append(int(vocab[tag]))
-    return ids
-
-
 def build_fresh_model(args: ModelArguments, tokenizer: Any = None, seed: int = 42) -> Tuple[Any, Any]:
     """A freshly initialised MyPT model sized by ``args`` and its tokenizer (``load_tokenizer(args.tokenizer)``)."""
     import torch
 
     from ..configuration_mypt import MyPTConfig
     from ..modeling_mypt import MyPTForCausalLM, set_mypt_generation_config
-    from ..tokenization_mypt import load_tokenizer, model_vocab_size
+    from ..tokenization_mypt import load_tokenizer, model_vocab_size, stop_token_ids
 
     if tokenizer is None:
         tokenizer = load_tokenizer(None if args.tokenizer in (None, "", "embedded") else args.tokenizer)
@@ -60,7 +49,7 @@ def build_fresh_model(args: ModelArguments, tokenizer: Any = None, seed: int = 4
                         mlp_type=args.mlp_type, norm_type=args.norm_type,
                         tie_word_embeddings=args.tie_word_embeddings,
                         dropout=args.dropout if args.dropout is not None else 0.0,
-                        pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_ids_for(tokenizer))
+                        pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer))
     torch.manual_seed(seed)
     model = MyPTForCausalLM(config)
     set_mypt_generation_config(model, tokenizer)
