@@ -65,7 +65,7 @@ def main() -> None:
 
     datasets.disable_progress_bars()
     from mypt_hf.data.operators import operators
-    from mypt_hf.data.prepare import prepare_dataset
+    from mypt_hf.data.prepare import PrepareConfig, prepare_dataset
     from mypt_hf.tokenization_mypt import load_tokenizer
 
     tok = load_tokenizer(None if args.tokenizer == "embedded" else args.tokenizer)
@@ -74,11 +74,10 @@ def main() -> None:
                   verbose=False)
     unpacked, meta_u = prepare_dataset(splits["train"], tok, **common)
     t = time.perf_counter()
-    packed, meta_p = prepare_dataset(splits["train"], tok, enable_packing=True, pack_by_field="_meta.operator",
-                                     **common)
+    packed, meta_p = prepare_dataset(splits["train"], tok, config=PrepareConfig(enable_packing=True, pack_by_field="_meta.operator"), **common)
     t_packed = time.perf_counter() - t
 
-    su, sp = meta_u["splits"]["train"], meta_p["splits"]["train"]
+    su, sp = meta_u.splits["train"], meta_p.splits["train"]
     p = sp["packing"]
     per_row_unpacked = su["supervised_tokens"] / su["rows"]
     per_row_packed = sp["supervised_tokens"] / sp["rows"]

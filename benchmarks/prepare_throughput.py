@@ -30,7 +30,7 @@ def _child(args) -> None:
     import datasets
 
     datasets.disable_progress_bars()
-    from mypt_hf.data.prepare import load_prepared, prepare
+    from mypt_hf.data.prepare import PrepareConfig, load_prepared, prepare
     from mypt_hf.tokenization_mypt import load_tokenizer
 
     t0 = time.perf_counter()
@@ -38,13 +38,11 @@ def _child(args) -> None:
     t_tok = time.perf_counter() - t0
     cpu0 = os.times()
     t1 = time.perf_counter()
-    prepare(os.path.join(args.data, "train"), args.out, tokenizer, overwrite=True,
-            val_file=os.path.join(args.data, "validation"), enable_packing=True, pack_block_size=args.block,
-            pack_by_field="_meta.operator", num_proc=args.num_proc, verbose=False)
+    prepare(os.path.join(args.data, "train"), args.out, tokenizer, config=PrepareConfig(enable_packing=True, pack_block_size=args.block, pack_by_field="_meta.operator", num_proc=args.num_proc), overwrite=True, val_file=os.path.join(args.data, "validation"), verbose=False)
     wall = time.perf_counter() - t1
     cpu1 = os.times()
     _, meta = load_prepared(args.out)
-    episodes = meta["splits"]["train"]["episodes"] + meta["splits"]["validation"]["episodes"]
+    episodes = meta.splits["train"]["episodes"] + meta.splits["validation"]["episodes"]
     print(json.dumps({
         "episodes": episodes,
         "prepare_seconds": wall,
@@ -54,8 +52,8 @@ def _child(args) -> None:
         "cpu_seconds_workers": (cpu1.children_user + cpu1.children_system) - (cpu0.children_user + cpu0.children_system),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_rss_workers_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-        "train_fill": meta["splits"]["train"]["packing"]["fill"],
-        "blocks": meta["splits"]["train"]["rows"],
+        "train_fill": meta.splits["train"]["packing"]["fill"],
+        "blocks": meta.splits["train"]["rows"],
     }))
 
 

@@ -80,15 +80,14 @@ def main() -> None:
     import torch
 
     from mypt_hf.data.operators import operators
-    from mypt_hf.data.prepare import prepare_dataset
+    from mypt_hf.data.prepare import PrepareConfig, prepare_dataset
     from mypt_hf.tokenization_mypt import load_tokenizer
 
     tokenizer = load_tokenizer()
     episodes = operators(n_train=args.n_train, n_val=10, tokenizer=tokenizer)["train"]
     common = dict(val_split=0.0, pack_block_size=args.block, seed=0, verbose=False)
-    packed_ds, packed_meta = prepare_dataset(episodes, tokenizer, enable_packing=True,
-                                             pack_by_field="_meta.operator", **common)
-    unpacked_ds, unpacked_meta = prepare_dataset(episodes, tokenizer, enable_packing=False, **common)
+    packed_ds, packed_meta = prepare_dataset(episodes, tokenizer, config=PrepareConfig(enable_packing=True, pack_by_field="_meta.operator"), **common)
+    unpacked_ds, unpacked_meta = prepare_dataset(episodes, tokenizer, config=PrepareConfig(enable_packing=False), **common)
     best = {}
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):

@@ -23,7 +23,7 @@ def test_rows_are_full_blocks_of_copies_with_the_loss_on_the_copies_only(tokeniz
 
     dataset, metadata = copy_pretraining_dataset(tokenizer, n_train_rows=40, n_val_rows=8, block_size=64, seed=3)
     assert (len(dataset["train"]), len(dataset["validation"])) == (40, 8)
-    assert metadata["prepare_mode"] == "copy_pretraining" and metadata["block_size"] == 64
+    assert metadata.prepare_mode == "copy_pretraining" and metadata.block_size == 64
     ordinary = set(ordinary_token_ids(tokenizer))
     supervised = 0
     for row in dataset["train"]:
@@ -36,7 +36,7 @@ def test_rows_are_full_blocks_of_copies_with_the_loss_on_the_copies_only(tokeniz
         supervised += int((labels != -100).sum())
     share = supervised / (40 * 64)
     assert 0.3 < share < 0.5  # about half of each segment is the copy (less the separator / first random token)
-    assert metadata["splits"]["train"]["supervised_tokens"] == supervised
+    assert metadata.splits["train"]["supervised_tokens"] == supervised
 
 
 def test_same_arguments_same_rows_and_validation_is_new_text(tokenizer):
@@ -45,9 +45,9 @@ def test_same_arguments_same_rows_and_validation_is_new_text(tokenizer):
     a, meta_a = copy_pretraining_dataset(tokenizer, n_train_rows=20, n_val_rows=20, block_size=64, seed=7)
     b, meta_b = copy_pretraining_dataset(tokenizer, n_train_rows=20, n_val_rows=20, block_size=64, seed=7)
     c, meta_c = copy_pretraining_dataset(tokenizer, n_train_rows=20, n_val_rows=0, block_size=64, seed=8)
-    assert meta_a["content_fingerprints"] == meta_b["content_fingerprints"]
+    assert meta_a.content_fingerprints == meta_b.content_fingerprints
     assert a["train"]["input_ids"] == b["train"]["input_ids"]
-    assert meta_c["content_fingerprints"]["train"] != meta_a["content_fingerprints"]["train"]
+    assert meta_c.content_fingerprints["train"] != meta_a.content_fingerprints["train"]
     assert a["train"]["input_ids"] != a["validation"]["input_ids"]
 
 
@@ -94,7 +94,7 @@ def test_variants_start_keeps_the_first_rows_plain(tokenizer):
                                            framed_share=0.5, variants_start=0.5)
     assert mixed["train"]["input_ids"][:10] == plain["train"]["input_ids"][:10]
     assert mixed["train"]["input_ids"][10:] != plain["train"]["input_ids"][10:]
-    assert meta["arguments"]["variants_start"] == 0.5
+    assert meta.copy_pretraining["variants_start"] == 0.5
 
 
 @pytest.mark.parametrize("kwargs, field", [
@@ -156,20 +156,19 @@ def test_copy_probe_scores_exact_copies_and_gates_on_the_threshold(tokenizer):
 
 def test_copy_replay_adds_the_share_of_copy_rows_and_keeps_every_prepared_row(tokenizer):
     from mypt_hf.data.copy_pretraining import add_copy_replay
-    from mypt_hf.data.prepare import prepare_dataset
+    from mypt_hf.data.prepare import PrepareConfig, prepare_dataset
 
     import datasets
 
     episodes = datasets.Dataset.from_list([{"messages": [{"role": "user", "content": f"Say word{i}."},
                               {"role": "assistant", "content": f"word{i}."}]} for i in range(60)])
-    dataset, metadata = prepare_dataset(episodes, tokenizer, val_split=0.1, enable_packing=True, pack_block_size=64,
-                                        seed=1, verbose=False)
+    dataset, metadata = prepare_dataset(episodes, tokenizer, config=PrepareConfig(val_split=0.1, enable_packing=True, pack_block_size=64, seed=1), verbose=False)
     n_prepared = len(dataset["train"])
     merged, merged_meta = add_copy_replay(dataset, metadata, tokenizer, 0.6, seed=4)
     again, again_meta = add_copy_replay(dataset, metadata, tokenizer, 0.6, seed=4)
     n_copy = round(0.6 / 0.4 * n_prepared)
-    assert merged_meta["copy_replay"]["rows"] == n_copy and len(merged["train"]) == n_prepared + n_copy
-    assert merged_meta["splits"]["train"]["rows"] == n_prepared + n_copy
+    assert merged_meta.copy_replay["rows"] == n_copy and len(merged["train"]) == n_prepared + n_copy
+    assert merged_meta.splits["train"]["rows"] == n_prepared + n_copy
     # every prepared row is still there once, in a shuffled order; validation is untouched
     rows = sorted(map(tuple, merged["train"]["input_ids"]))
     for row in dataset["train"]["input_ids"]:
@@ -182,13 +181,13 @@ def test_copy_replay_adds_the_share_of_copy_rows_and_keeps_every_prepared_row(to
             ids, labels = np.array(row["input_ids"]), np.array(row["labels"])
             assert all(ids[i] in ids[:i] for i in np.flatnonzero(labels != -100))  # copies only
             supervised += int((labels != -100).sum())
-    assert supervised == merged_meta["copy_replay"]["supervised_tokens"]
-    assert merged_meta["splits"]["train"]["supervised_tokens"] == metadata["splits"]["train"]["supervised_tokens"] + supervised
-    train_stats = merged_meta["splits"]["train"]
+    assert supervised == merged_meta.copy_replay["supervised_tokens"]
+    assert merged_meta.splits["train"]["supervised_tokens"] == metadata.splits["train"]["supervised_tokens"] + supervised
+    train_stats = merged_meta.splits["train"]
     assert train_stats["mask_ratio"] == train_stats["supervised_tokens"] / train_stats["tokens"]
     # deterministic; share 0 is a no-op; a bad share names the field
     assert again["train"]["input_ids"] == merged["train"]["input_ids"]
-    assert again_meta["content_fingerprints"] == merged_meta["content_fingerprints"] != metadata["content_fingerprints"]
+    assert again_meta.content_fingerprints == merged_meta.content_fingerprints != metadata.content_fingerprints
     assert add_copy_replay(dataset, metadata, tokenizer, 0.0) == (dataset, metadata)
     for share in (1.0, -0.2):
         with pytest.raises(MyPTInputError, match="copy replay share") as error:

@@ -6,7 +6,7 @@ import pytest
 
 from mypt_hf.cli import main as cli_main
 from mypt_hf.data.inspect import SPAN_CLOSE, SPAN_OPEN, batch_size_from_config, inspect, recommended_steps
-from mypt_hf.data.prepare import prepare
+from mypt_hf.data.prepare import PrepareConfig, prepare
 from mypt_hf.data.schema import episodes_from_rows, make_episode
 
 
@@ -15,8 +15,8 @@ def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("inspect")
     episodes = episodes_from_rows([make_episode(f"Say {w}.", f"{w}.") for w in ("OK", "Yes", "No", "Hello")])
     plain, packed = root / "plain", root / "packed"
-    prepare(episodes, plain, None, val_split=0.0, verbose=False)
-    prepare(episodes, packed, None, val_split=0.0, enable_packing=True, pack_block_size=128, verbose=False)
+    prepare(episodes, plain, None, config=PrepareConfig(val_split=0.0), verbose=False)
+    prepare(episodes, packed, None, config=PrepareConfig(val_split=0.0, enable_packing=True, pack_block_size=128), verbose=False)
     return plain, packed
 
 

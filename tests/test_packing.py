@@ -158,13 +158,12 @@ def test_collator_in_trl_sft_trainer(tmp_path):
     """Two optimizer steps of TRL's SFTTrainer on a packed prepared dataset with our collator."""
     trl = pytest.importorskip("trl")
     from mypt_hf.data.operators import operators
-    from mypt_hf.data.prepare import prepare_dataset
+    from mypt_hf.data.prepare import PrepareConfig, prepare_dataset
     from mypt_hf.tokenization_mypt import load_tokenizer
 
     tok = load_tokenizer(None)
     splits = operators(n_train=120, n_val=12, tokenizer=tok)
-    ds, _ = prepare_dataset(splits["train"], tok, val_split=0.0, enable_packing=True, pack_block_size=128,
-                            pack_by_field="_meta.operator", verbose=False)
+    ds, _ = prepare_dataset(splits["train"], tok, config=PrepareConfig(val_split=0.0, enable_packing=True, pack_block_size=128, pack_by_field="_meta.operator"), verbose=False)
     model = _tiny_model(((len(tok) + 63) // 64) * 64)
     model.train()
     seen = []

@@ -10,7 +10,7 @@ import pytest
 
 from mypt_hf.cli import main as cli_main
 from mypt_hf.data.packing import IGNORE_INDEX
-from mypt_hf.data.prepare import ChatTemplateEncoder, load_prepared, prepare, prepare_dataset
+from mypt_hf.data.prepare import PrepareConfig, ChatTemplateEncoder, load_prepared, prepare, prepare_dataset
 from mypt_hf.data.schema import episodes_from_rows, make_episode
 from mypt_hf.errors import GateFailure, MyPTInputError
 from mypt_hf.tokens import ASSISTANT_CLOSE, ASSISTANT_OPEN, EOT, GPT2_TAG_IDS, SYSTEM_OPEN, USER_OPEN
@@ -54,7 +54,7 @@ def test_masks_on_hand_written_episodes(gpt2, tmp_path):
         {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": " two words "},
                       {"role": "user", "content": "Again: <myPT_eot>"}, {"role": "assistant", "content": "Grüße 😀\nok"}]},
     ]
-    ds, meta = prepare_dataset(_write_jsonl(tmp_path / "a.jsonl", rows), gpt2, val_split=0.0, verbose=False)
+    ds, meta = prepare_dataset(_write_jsonl(tmp_path / "a.jsonl", rows), gpt2, config=PrepareConfig(val_split=0.0), verbose=False)
     train = ds["train"]
     first = train[0]
     ids = first["input_ids"]
@@ -72,15 +72,15 @@ def test_masks_on_hand_written_episodes(gpt2, tmp_path):
     # both assistant turns supervised, only one eot, tag text in content stays text
     assert second["input_ids"].count(GPT2_TAG_IDS[EOT]) == 1
     assert sum(1 for x in second["labels"] if x == GPT2_TAG_IDS[ASSISTANT_CLOSE]) == 2
-    assert meta["splits"]["train"]["supervised_tokens"] == sum(
+    assert meta.splits["train"]["supervised_tokens"] == sum(
         sum(1 for x in r if x != IGNORE_INDEX) for r in train["labels"])
 
 
 def test_system_prompt_override_and_drop(gpt2):
     ep = episodes_from_rows([make_episode("Say OK.", "OK.", system="Custom.")])
-    keep, _ = prepare_dataset(ep, gpt2, val_split=0.0, verbose=False)
-    over, _ = prepare_dataset(ep, gpt2, val_split=0.0, system_prompt="You are MyPT.", verbose=False)
-    drop, _ = prepare_dataset(ep, gpt2, val_split=0.0, no_system_prompt=True, verbose=False)
+    keep, _ = prepare_dataset(ep, gpt2, config=PrepareConfig(val_split=0.0), verbose=False)
+    over, _ = prepare_dataset(ep, gpt2, config=PrepareConfig(val_split=0.0, system_prompt="You are MyPT."), verbose=False)
+    drop, _ = prepare_dataset(ep, gpt2, config=PrepareConfig(val_split=0.0, no_system_prompt=True), verbose=False)
     text = lambda d: gpt2.decode(d["train"][0]["input_ids"])  # noqa: E731
     assert text(keep).startswith("<myPT_system>Custom.</myPT_system><myPT_user>")
     assert text(over).startswith("<myPT_system>You are MyPT.</myPT_system><myPT_user>")
@@ -99,7 +99,7 @@ def test_fast_encoder_equals_apply_chat_template(gpt2, parity_dir):
     slow_ids, slow_labels = encoder._slow(convs)
     assert fast_ids == slow_ids and fast_labels == slow_labels
     # and prepare reproduces the original preparer token for token
-    prepared, _ = prepare_dataset(ds, gpt2, val_split=0.0, verbose=False)
+    prepared, _ = prepare_dataset(ds, gpt2, config=PrepareConfig(val_split=0.0), verbose=False)
     for row, exp in zip(prepared["train"], expected):
         assert row["input_ids"] == exp["input_ids"]
         assert row["labels"] == [t if m else IGNORE_INDEX for t, m in zip(exp["input_ids"], exp["mask"])]
@@ -120,7 +120,7 @@ def test_val_file_separation(tmp_path):
     out = tmp_path / "ok"
     prepare([train], out, None, val_file=val, verbose=False)
     _, meta = load_prepared(out)
-    assert meta["payload_overlap_count"] == 0 and meta["template_overlap_count"] == 0
+    assert meta.payload_overlap_count == 0 and meta.template_overlap_count == 0
 
     # payload overlap: a val episode reusing a train payload under a val template
     t0 = splits["train"][0]
@@ -157,8 +157,7 @@ def test_same_arguments_same_fingerprints(tmp_path):
     paths = []
     for name in ("a", "b"):
         out = tmp_path / name
-        prepare(splits["train"], out, None, val_split=0.1, enable_packing=True, pack_block_size=256,
-                pack_by_field="_meta.operator", seed=7, verbose=False)
+        prepare(splits["train"], out, None, config=PrepareConfig(val_split=0.1, enable_packing=True, pack_block_size=256, pack_by_field="_meta.operator", seed=7), verbose=False)
         paths.append(out)
     (a, meta_a), (b, meta_b) = load_prepared(paths[0]), load_prepared(paths[1])
     for split in ("train", "validation"):
@@ -166,16 +165,14 @@ def test_same_arguments_same_fingerprints(tmp_path):
         files_a = sorted(p.name for p in (paths[0] / split).glob("*.arrow"))
         for f in files_a:
             assert (paths[0] / split / f).read_bytes() == (paths[1] / split / f).read_bytes()
-    assert meta_a["content_fingerprints"] == meta_b["content_fingerprints"]
-    other, _ = prepare_dataset(splits["train"], None, val_split=0.1, enable_packing=True, pack_block_size=256,
-                               pack_by_field="_meta.operator", seed=8, verbose=False)
-    assert other["train"]._fingerprint != meta_a["content_fingerprints"]["train"]
+    assert meta_a.content_fingerprints == meta_b.content_fingerprints
+    other, _ = prepare_dataset(splits["train"], None, config=PrepareConfig(val_split=0.1, enable_packing=True, pack_block_size=256, pack_by_field="_meta.operator", seed=8), verbose=False)
+    assert other["train"]._fingerprint != meta_a.content_fingerprints["train"]
 
 
 def test_packed_prepare_keeps_episodes_whole_and_grouped(gpt2):
     splits = _operator_episodes(600, 60)
-    ds, meta = prepare_dataset(splits["train"], gpt2, val_file=splits["validation"], enable_packing=True,
-                               pack_block_size=256, pack_by_field="_meta.operator", verbose=False)
+    ds, meta = prepare_dataset(splits["train"], gpt2, config=PrepareConfig(enable_packing=True, pack_block_size=256, pack_by_field="_meta.operator"), val_file=splits["validation"], verbose=False)
     unpacked, _ = prepare_dataset(splits["train"], gpt2, val_file=splits["validation"], verbose=False)
     episodes = {tuple(r["input_ids"]): r["labels"] for r in unpacked["train"]}
     seen = []
@@ -195,25 +192,23 @@ def test_packed_prepare_keeps_episodes_whole_and_grouped(gpt2):
                 assert k == len(row["seq_lengths"]) - 1 and set(ids) == {pad} and set(labels) == {IGNORE_INDEX}
             pos += n
     assert sorted(seen) == sorted(episodes)  # every episode exactly once
-    p = meta["splits"]["train"]["packing"]
+    p = meta.splits["train"]["packing"]
     assert p["episodes"] == 600 and set(p["groups"]) == {"COPY", "WRAP", "EXTRACT"}
 
 
 def test_operator_fill_at_block_1024(gpt2):
     splits = _operator_episodes(30000, 10)
-    _, meta = prepare_dataset(splits["train"], gpt2, val_split=0.0, enable_packing=True, pack_block_size=1024,
-                              pack_by_field="_meta.operator", verbose=False, num_proc=1)
-    assert meta["splits"]["train"]["packing"]["fill"] >= 0.995
+    _, meta = prepare_dataset(splits["train"], gpt2, config=PrepareConfig(val_split=0.0, enable_packing=True, pack_block_size=1024, pack_by_field="_meta.operator", num_proc=1), verbose=False)
+    assert meta.splits["train"]["packing"]["fill"] >= 0.995
 
 
 def test_overlong_error_and_drop(tmp_path):
     rows = [make_episode("Say OK.", "OK."), make_episode("long " * 80, "ok", episode_id="long_one")]
     ds = episodes_from_rows(rows)
     with pytest.raises(MyPTInputError, match="long_one"):
-        prepare_dataset(ds, None, val_split=0.0, pack_block_size=64, enable_packing=True, verbose=False)
-    out, meta = prepare_dataset(ds, None, val_split=0.0, pack_block_size=64, enable_packing=True,
-                                overlong="drop", verbose=False)
-    assert meta["splits"]["train"]["dropped_overlong"] == 1 and meta["splits"]["train"]["episodes"] == 1
+        prepare_dataset(ds, None, config=PrepareConfig(val_split=0.0, pack_block_size=64, enable_packing=True), verbose=False)
+    out, meta = prepare_dataset(ds, None, config=PrepareConfig(val_split=0.0, pack_block_size=64, enable_packing=True, overlong="drop"), verbose=False)
+    assert meta.splits["train"]["dropped_overlong"] == 1 and meta.splits["train"]["episodes"] == 1
 
 
 @pytest.mark.parametrize("content,message", [
@@ -249,3 +244,91 @@ def test_cli_unknown_pack_field_and_existing_output(tmp_path, capsys):
     assert (out / "mypt_metadata.json").read_bytes() == stamp
     assert cli_main(["prepare-chat-sft", "--input", str(path), "--output_dir", str(out), "--overwrite",
                      "--val_split", "0", "-q"]) == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# PrepareConfig, PreparedMetadata, the CLI's options
+# --------------------------------------------------------------------------------------------------
+
+def _small_episodes():
+    return episodes_from_rows([make_episode(f"Say {w}.", f"{w}.") for w in ("OK", "Yes", "No", "Hello", "Bye")])
+
+
+def test_metadata_round_trips_and_records_the_config_whole(tmp_path):
+    import dataclasses
+
+    from mypt_hf.data.metadata import METADATA_FILE, PreparedMetadata
+
+    config = PrepareConfig(val_split=0.2, enable_packing=True, pack_block_size=128, pack_shuffle=False,
+                           system_prompt="Be brief.", seed=5)
+    out = tmp_path / "prepared"
+    prepare(_small_episodes(), out, None, config, verbose=False)
+    _, loaded = load_prepared(out)
+    assert loaded.config == dataclasses.asdict(config)
+    assert PrepareConfig(**loaded.config) == config
+    assert loaded.inputs == {"val_file": None, "tokenizer": None}
+    assert loaded.train_rows == loaded.splits["train"]["rows"] == 1
+    # save -> load gives the same object; to_dict is what the file holds
+    again = tmp_path / "again"
+    again.mkdir()
+    loaded.save(again)
+    assert PreparedMetadata.load(again) == loaded
+    assert json.loads((again / METADATA_FILE).read_text()) == loaded.to_dict()
+    # the same object prepare_dataset returns in memory
+    _, in_memory = prepare_dataset(_small_episodes(), None, config, verbose=False)
+    assert in_memory == loaded
+
+
+def test_metadata_with_a_missing_or_ill_typed_field_is_refused(tmp_path):
+    from mypt_hf.data.metadata import METADATA_FILE, PreparedMetadata
+
+    out = tmp_path / "prepared"
+    prepare(_small_episodes(), out, None, PrepareConfig(val_split=0.0), verbose=False)
+    path = out / METADATA_FILE
+    good = json.loads(path.read_text())
+    for broken, field in (({k: v for k, v in good.items() if k != "splits"}, "splits"),
+                          ({**good, "block_size": "128"}, "block_size"),
+                          ({**good, "tokenizer": {k: v for k, v in good["tokenizer"].items() if k != "fingerprint"}},
+                           "tokenizer.fingerprint")):
+        path.write_text(json.dumps(broken))
+        with pytest.raises(MyPTInputError) as error:
+            load_prepared(out)
+        assert error.value.field == field and error.value.path == str(path)
+        assert str(path) in str(error.value) and f"field '{field}'" in str(error.value)
+    with pytest.raises(MyPTInputError, match="not a prepared dataset"):
+        PreparedMetadata.load(tmp_path)
+
+
+def test_config_validates_the_options_it_holds():
+    for kwargs, field in (({"overlong": "skip"}, "overlong"), ({"pack_block_size": 1}, "pack_block_size"),
+                          ({"system_prompt": "  "}, "system_prompt")):
+        with pytest.raises(MyPTInputError) as error:
+            PrepareConfig(**kwargs)
+        assert error.value.field == field
+    with pytest.raises(MyPTInputError, match="exclude each other"):
+        PrepareConfig(system_prompt="x", no_system_prompt=True)
+    # val_split is checked where it is used: only without a val file
+    config = PrepareConfig(val_split=1.5)
+    with pytest.raises(MyPTInputError, match="--val_split must be in"):
+        prepare_dataset(_small_episodes(), None, config, verbose=False)
+
+
+def test_cli_options_are_prepare_config_fields_with_its_defaults():
+    import dataclasses
+
+    from mypt_hf.commands.prepare_chat_sft import build_parser
+
+    parser = build_parser("mypt-hf prepare-chat-sft")
+    args = parser.parse_args(["--input", "a.jsonl", "--output_dir", "out"])
+    for f in dataclasses.fields(PrepareConfig):
+        assert getattr(args, f.name) == f.default, f.name  # one default per option
+    assert PrepareConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(PrepareConfig)}) == PrepareConfig()
+    # the flags as the original script spells them
+    args = parser.parse_args(["--input", "a.jsonl", "b.jsonl", "--output_dir", "out", "--enable_packing",
+                              "--pack_block_size", "256", "--no_pack_shuffle", "--no_system_prompt",
+                              "--overlong", "drop", "--seed", "7", "--val_split", "0.2", "-q", "--overwrite"])
+    assert (args.input, args.enable_packing, args.pack_block_size, args.pack_shuffle, args.no_system_prompt,
+            args.overlong, args.seed, args.val_split, args.quiet, args.overwrite) == (
+        ["a.jsonl", "b.jsonl"], True, 256, False, True, "drop", 7, 0.2, True, True)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--input", "a.jsonl", "--output_dir", "out", "--overlong", "skip"])

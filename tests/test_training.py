@@ -57,12 +57,17 @@ def packed_dataset(tokenizer, n_rows=12, block=96, per_row=2):
     return Dataset.from_list(rows)
 
 
-def metadata_for(tokenizer, rows):
+def metadata_for(tokenizer, rows, block_size=128, packing_enabled=True):
+    """A PreparedMetadata for hand-built rows, as prepare would record it."""
+    from mypt_hf.data.metadata import SCHEMA, PreparedMetadata, TokenizerRecord
     from mypt_hf.tokenization_mypt import model_vocab_size, tokenizer_fingerprint
 
-    return {"splits": {"train": {"rows": rows}},
-            "tokenizer": {"vocab_size": len(tokenizer), "model_vocab_size": model_vocab_size(tokenizer),
-                          "fingerprint": tokenizer_fingerprint(tokenizer)}}
+    return PreparedMetadata(schema=SCHEMA, prepare_mode="val_split", splits={"train": {"rows": rows}},
+                            packing_enabled=packing_enabled, block_size=block_size,
+                            pad_token_id=tokenizer.pad_token_id,
+                            tokenizer=TokenizerRecord(name=None, vocab_size=len(tokenizer),
+                                                      model_vocab_size=model_vocab_size(tokenizer),
+                                                      fingerprint=tokenizer_fingerprint(tokenizer)))
 
 
 def tiny_model(tokenizer, layers=2, width=64, seed=0):
@@ -219,11 +224,11 @@ def test_coverage_sets_max_steps(tmp_path, tokenizer):
 
     args = make_args(tmp_path, max_steps=-1, coverage=2.0, per_device_train_batch_size=4,
                      gradient_accumulation_steps=2)
-    assert resolve_max_steps(args, {"splits": {"train": {"rows": 100}}}) == math.ceil(2.0 * 100 / 8)
+    assert resolve_max_steps(args, metadata_for(tokenizer, 100)) == math.ceil(2.0 * 100 / 8)
     trainer = make_trainer(tmp_path, tokenizer, max_steps=-1, coverage=1.5)  # 12 rows, batch 4 -> 5 steps
     assert trainer.args.max_steps == 5
     explicit = make_args(tmp_path, max_steps=7, coverage=3.0)
-    assert resolve_max_steps(explicit, {"splits": {"train": {"rows": 100}}}) == 7
+    assert resolve_max_steps(explicit, metadata_for(tokenizer, 100)) == 7
 
 
 def test_save_from_pretrained_generate_round_trip(tmp_path, tokenizer):
@@ -237,7 +242,8 @@ def test_save_from_pretrained_generate_round_trip(tmp_path, tokenizer):
     trainer.train()
     out = tmp_path / "saved"
     trainer.save_model(str(out))
-    assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
+    # the model card is not written by save_model (it would be overwritten by the run's card, which has the gate)
+    assert (out / "model.safetensors").is_file() and not (out / "README.md").exists()
     loaded = AutoModelForCausalLM.from_pretrained(str(out))
     loaded_tok = load_tokenizer(str(out))
     assert loaded_tok.chat_template and len(loaded_tok) == len(tokenizer)
@@ -287,11 +293,11 @@ def test_bad_input_is_refused_before_any_step(tmp_path, tokenizer):
     big = dataset.map(lambda row: {"input_ids": [5000] + row["input_ids"][1:]})
     with pytest.raises(MyPTInputError, match="embedding rows"):
         MyPTSFTTrainer(model=tiny_model(tokenizer), args=make_args(tmp_path), train_dataset=big,
-                       processing_class=tokenizer, dataset_metadata={})
+                       processing_class=tokenizer, dataset_metadata=None)
     with pytest.raises(MyPTInputError, match="init_from_model"):
         load_model_for_training(tmp_path / "no-such-model")
     # blocks longer than the model's context (128): by the metadata's block size, and by the rows themselves
-    meta = {**metadata_for(tokenizer, len(dataset)), "packing_enabled": True, "block_size": 256}
+    meta = metadata_for(tokenizer, len(dataset), block_size=256)
     with pytest.raises(MyPTInputError, match="256-token blocks but the model's context is 128"):
         MyPTSFTTrainer(model=tiny_model(tokenizer), args=make_args(tmp_path), train_dataset=dataset,
                        processing_class=tokenizer, dataset_metadata=meta)
@@ -327,6 +333,7 @@ os._exit(0)  # gloo's threads sometimes abort ("terminate called without an acti
 """
 
 
+@pytest.mark.slow
 def test_two_process_cpu_run_keeps_ranks_identical(tmp_path):
     """Two optimizer steps with 2 processes (torchrun, gloo on CPU); both ranks end with identical weights."""
     import subprocess
@@ -383,13 +390,13 @@ def test_eval_prompts_generated_with_and_without_cache_at_each_eval(tmp_path, to
 
 def test_train_command_and_unknown_config_key(tmp_path, tokenizer):
     from mypt_hf.cli import main
-    from mypt_hf.data.prepare import prepare
+    from mypt_hf.data.prepare import PrepareConfig, prepare
     from mypt_hf.data.schema import make_episode
     from datasets import Dataset
 
     episodes = Dataset.from_list([make_episode(u, r) for u, r in zip(USERS * 4, REPLIES * 4)])
     data = tmp_path / "prepared"
-    prepare(episodes, data, tokenizer, val_split=0.2, enable_packing=True, pack_block_size=96, verbose=False)
+    prepare(episodes, data, tokenizer, config=PrepareConfig(val_split=0.2, enable_packing=True, pack_block_size=96), verbose=False)
     config = tmp_path / "cfg.yaml"
     config.write_text("hidden_size: 32\nnum_hidden_layers: 1\nnum_attention_heads: 2\nblock_size: 128\n"
                       "max_iters: 2\nbatch_size: 2\nlogging_steps: 1\nsave_strategy: 'no'\neval_strategy: 'no'\n"

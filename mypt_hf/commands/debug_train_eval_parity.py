@@ -22,11 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    import datasets
     import torch
     from transformers import AutoModelForCausalLM
 
     import mypt_hf  # noqa: F401  (registers MyPT with the Auto classes)
-    from mypt_hf.data.prepare import load_prepared
+    from mypt_hf.data.metadata import METADATA_FILE, PreparedMetadata
     from mypt_hf.errors import GateFailure, MyPTInputError
     from mypt_hf.evaluation.parity import format_parity, train_eval_parity
     from mypt_hf.io_utils import write_json
@@ -37,7 +38,10 @@ def run(args: argparse.Namespace) -> int:
         raise MyPTInputError("dataset directory not found", path=args.dataset_dir)
     if args.batch_size < 1 or args.n_batches < 1:
         raise MyPTInputError("--batch_size and --n_batches must be >= 1")
-    dataset, metadata = load_prepared(args.dataset_dir)
+    if not (Path(args.dataset_dir) / METADATA_FILE).is_file():
+        raise MyPTInputError(f"not a prepared dataset (no {METADATA_FILE})", path=args.dataset_dir)
+    # The check needs only the rows; the metadata is read (and checked) only for a model without a pad id.
+    dataset = datasets.load_from_disk(args.dataset_dir)
     split = "validation" if args.split == "val" else args.split
     if split not in dataset:
         raise MyPTInputError(f"split {split!r} not in the dataset (has {', '.join(dataset)})",
@@ -46,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     pad_id = model.config.pad_token_id
     if pad_id is None:
-        pad_id = metadata.get("pad_token_id", 0) if isinstance(metadata, dict) else 0
+        pad_id = PreparedMetadata.load(args.dataset_dir).pad_token_id
+        pad_id = 0 if pad_id is None else pad_id
     result = train_eval_parity(model, dataset[split], pad_token_id=int(pad_id), batch_size=args.batch_size,
                                n_batches=args.n_batches)
     print(format_parity(result, verbose=args.verbose))

@@ -28,12 +28,12 @@ def run(args) -> int:
     from pathlib import Path
 
     import mypt_hf
-    from mypt_hf.data.echo import _check_args, echo
+    from mypt_hf.data.echo import check_echo_args, echo
     from mypt_hf.data.mixing import summarize_episodes
     from mypt_hf.data.schema import save_episodes_jsonl
     from mypt_hf.io_utils import write_json
 
-    _check_args(args.gibberish, args.max_target_tokens, args.anti_echo_ratio, args.contrast_ratio, args.max_examples,
+    check_echo_args(args.gibberish, args.max_target_tokens, args.anti_echo_ratio, args.contrast_ratio, args.max_examples,
                 args.gibberish_words_en, args.gibberish_words_de)
     tokenizer, fingerprint = None, None
     if args.bpe_safe:

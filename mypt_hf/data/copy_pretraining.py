@@ -40,6 +40,7 @@ its rows replayed and 300 instead of 200 steps).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -47,6 +48,7 @@ import numpy as np
 
 from ..errors import MyPTInputError
 from .made_up import made_up_word
+from .metadata import SCHEMA, PreparedMetadata, TokenizerRecord
 from .packing import IGNORE_INDEX
 
 SEPARATORS = (" ->", ":", " =", "\n", " |", ".", ",", " and", " then")
@@ -167,7 +169,6 @@ def copy_pretraining_dataset(tokenizer: Any, n_train_rows: int, n_val_rows: int 
     import datasets
 
     from ..tokenization_mypt import model_vocab_size, tokenizer_fingerprint
-    from .prepare import SCHEMA
 
     if n_train_rows < 1:
         raise MyPTInputError(f"need at least one training row, got {n_train_rows}", field="copy_train_rows")
@@ -188,25 +189,21 @@ def copy_pretraining_dataset(tokenizer: Any, n_train_rows: int, n_val_rows: int 
             n_rows, block_size, variants_from_row)
         splits[name] = _split_dataset(ids, labels)
         stats[name] = _stats(labels)
-    metadata = {
-        "schema": SCHEMA,
-        "prepare_mode": "copy_pretraining",
-        "splits": stats,
-        "packing_enabled": False,
-        "block_size": int(block_size),
-        "pad_token_id": tokenizer.pad_token_id,
-        "tokenizer": {"name": getattr(tokenizer, "name_or_path", None) or None, "vocab_size": len(tokenizer),
-                      "model_vocab_size": model_vocab_size(tokenizer),
-                      "fingerprint": tokenizer_fingerprint(tokenizer)},
-        "content_fingerprints": {name: ds._fingerprint for name, ds in splits.items()},
-        "arguments": {"n_train_rows": n_train_rows, "n_val_rows": n_val_rows, "block_size": block_size,
-                      "seed": seed, "random_token_share": random_token_share, "bare_share": bare_share,
-                      "framed_share": framed_share, "variants_start": variants_start},
-    }
+    metadata = PreparedMetadata(
+        schema=SCHEMA, prepare_mode="copy_pretraining", splits=stats, packing_enabled=False,
+        block_size=int(block_size), pad_token_id=tokenizer.pad_token_id,
+        tokenizer=TokenizerRecord(name=getattr(tokenizer, "name_or_path", None) or None, vocab_size=len(tokenizer),
+                                  model_vocab_size=model_vocab_size(tokenizer),
+                                  fingerprint=tokenizer_fingerprint(tokenizer)),
+        content_fingerprints={name: ds._fingerprint for name, ds in splits.items()},
+        copy_pretraining={"n_train_rows": n_train_rows, "n_val_rows": n_val_rows, "block_size": block_size,
+                          "seed": seed, "random_token_share": random_token_share, "bare_share": bare_share,
+                          "framed_share": framed_share, "variants_start": variants_start},
+    )
     return datasets.DatasetDict(splits), metadata
 
 
-def add_copy_replay(dataset: Any, metadata: Dict[str, Any], tokenizer: Any, share: float, *, seed: int = 42,
+def add_copy_replay(dataset: Any, metadata: PreparedMetadata, tokenizer: Any, share: float, *, seed: int = 42,
                     random_token_share: float = 0.25, bare_share: float = 0.0, framed_share: float = 0.0):
     """Mix copy-pretraining rows into a prepared dataset's training split: ``share`` of its rows afterwards.
 
@@ -215,7 +212,7 @@ def add_copy_replay(dataset: Any, metadata: Dict[str, Any], tokenizer: Any, shar
     has not seen (the tiny base copies "Tell me back: nutmeg waffle" in its own format; after α it answers
     "Mutmeg."). The copy rows have the prepared set's block size and one attention segment each (as the tiny
     base's rows); the merged training split is shuffled with ``seed``; the validation split is unchanged.
-    Returns ``(dataset, metadata)``: the training split's stats updated and ``metadata["copy_replay"]`` saying
+    Returns ``(dataset, metadata)``: the training split's stats updated and ``metadata.copy_replay`` saying
     what was added. ``share == 0`` returns the inputs unchanged.
     """
     import datasets
@@ -235,7 +232,7 @@ def add_copy_replay(dataset: Any, metadata: Dict[str, Any], tokenizer: Any, shar
     if n_rows < 1:
         raise MyPTInputError(f"copy replay share {share} of {len(train)} training rows is no row; raise the share "
                              "or set it to 0", field="copy_replay_share")
-    block_size = int(metadata["block_size"])
+    block_size = int(metadata.block_size)
     ids, labels = _SegmentSource(tokenizer, seed, random_token_share, framed_share, bare_share).rows(n_rows, block_size)
     rows = {name: [np.asarray(values, dtype=np.int32) for values in train[name]] for name in columns}
     rows["input_ids"] += list(ids)
@@ -250,17 +247,17 @@ def add_copy_replay(dataset: Any, metadata: Dict[str, Any], tokenizer: Any, shar
     train = build_token_dataset(merged)
 
     replay = _stats(labels)
-    metadata = dict(metadata)
-    stats = dict(metadata["splits"]["train"])
+    stats = dict(metadata.splits["train"])
     tokens = int(stats.get("tokens", 0)) + replay["tokens"]
     supervised = int(stats.get("supervised_tokens", 0)) + replay["supervised_tokens"]
     stats.update(rows=len(train), tokens=tokens, supervised_tokens=supervised, mask_ratio=supervised / max(1, tokens))
-    metadata["splits"] = {**metadata["splits"], "train": stats}
-    metadata["content_fingerprints"] = {**metadata.get("content_fingerprints", {}), "train": train._fingerprint}
-    metadata["copy_replay"] = {"rows": n_rows, "share": share, "block_size": block_size,
-                               "supervised_tokens": replay["supervised_tokens"],
-                               "arguments": {"seed": seed, "random_token_share": random_token_share,
-                                             "bare_share": bare_share, "framed_share": framed_share}}
+    metadata = dataclasses.replace(
+        metadata, splits={**metadata.splits, "train": stats},
+        content_fingerprints={**metadata.content_fingerprints, "train": train._fingerprint},
+        copy_replay={"rows": n_rows, "share": share, "block_size": block_size,
+                     "supervised_tokens": replay["supervised_tokens"],
+                     "arguments": {"seed": seed, "random_token_share": random_token_share,
+                                   "bare_share": bare_share, "framed_share": framed_share}})
     return datasets.DatasetDict({**dataset, "train": train}), metadata
 
 

@@ -135,9 +135,10 @@ def make_gibberish(rng: random.Random, seeds: Sequence[str], count: int, candida
     return pool
 
 
-def _check_args(gibberish: str, max_target_tokens: int, anti_echo_ratio: float, contrast_ratio: float,
-                max_examples: Optional[int], gibberish_words_en: int = GIBBERISH_COUNT_EN,
-                gibberish_words_de: int = GIBBERISH_COUNT_DE) -> None:
+def check_echo_args(gibberish: str, max_target_tokens: int, anti_echo_ratio: float, contrast_ratio: float,
+                    max_examples: Optional[int], gibberish_words_en: int = GIBBERISH_COUNT_EN,
+                    gibberish_words_de: int = GIBBERISH_COUNT_DE) -> None:
+    """Refuse bad echo generator settings (MyPTInputError naming the field) before anything is generated."""
     if gibberish not in GIBBERISH_MODES:
         raise MyPTInputError(f"unknown gibberish mode {gibberish!r} (expected one of {', '.join(GIBBERISH_MODES)})",
                              field="gibberish")
@@ -173,7 +174,7 @@ def echo(gibberish: str = "exclude", bpe_safe: bool = True, max_target_tokens: i
     :func:`~mypt_hf.data.made_up.made_up_word` (letter-level, longer, far more varied) instead of two-syllable
     combinations — for small models, which otherwise learn to copy only short syllable words.
     """
-    _check_args(gibberish, max_target_tokens, anti_echo_ratio, contrast_ratio, max_examples, gibberish_words_en,
+    check_echo_args(gibberish, max_target_tokens, anti_echo_ratio, contrast_ratio, max_examples, gibberish_words_en,
                 gibberish_words_de)
     if bpe_safe and tokenizer is None:
         from ..tokenization_mypt import load_tokenizer

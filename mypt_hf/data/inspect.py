@@ -8,6 +8,7 @@ from a training config when one is given (``batch_size`` in original-style confi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -90,7 +91,7 @@ def inspect(dataset_dir: PathLike, *, split: str = "train", show_samples: int = 
         batch_size = batch_size_from_config(config) if config else DEFAULT_BATCH_SIZE
     if batch_size <= 0:
         raise MyPTInputError("batch size must be positive", field="batch_size")
-    packed = bool(metadata.get("packing_enabled"))
+    packed = metadata.packing_enabled
 
     def split_stats(name: str) -> Dict[str, Any]:
         ds = dataset[name]
@@ -100,7 +101,7 @@ def inspect(dataset_dir: PathLike, *, split: str = "train", show_samples: int = 
         sup = int(np.count_nonzero(labels.values.to_numpy() != IGNORE_INDEX)) if rows else 0
         lengths = np.diff(table.column("input_ids").combine_chunks().offsets.to_numpy()) if rows else np.zeros(0)
         capacity = int(lengths.sum())
-        recorded = metadata.get("splits", {}).get(name, {})
+        recorded = metadata.splits.get(name, {})
         episodes = int(recorded.get("episodes", rows))
         tokens = int(recorded.get("tokens", capacity))
         stats = {
@@ -120,11 +121,11 @@ def inspect(dataset_dir: PathLike, *, split: str = "train", show_samples: int = 
         "dataset_dir": str(dataset_dir),
         "split": split,
         "packed": packed,
-        "block_size": metadata.get("block_size"),
-        "pack_by_field": metadata.get("pack_by_field"),
-        "tokenizer": metadata.get("tokenizer"),
-        "prepare_mode": metadata.get("prepare_mode"),
-        "sources": [s.get("path") or s.get("kind") for s in metadata.get("sources", [])],
+        "block_size": metadata.block_size,
+        "pack_by_field": metadata.pack_by_field,
+        "tokenizer": dataclasses.asdict(metadata.tokenizer),
+        "prepare_mode": metadata.prepare_mode,
+        "sources": [s.get("path") or s.get("kind") for s in metadata.sources],
         "splits": {name: split_stats(name) for name in ("train", "validation")},
         "batch_size": int(batch_size),
     }
@@ -134,9 +135,9 @@ def inspect(dataset_dir: PathLike, *, split: str = "train", show_samples: int = 
     if show_samples > 0 and len(dataset[split]):
         from ..tokenization_mypt import load_tokenizer
 
-        spec = tokenizer if tokenizer is not None else (metadata.get("arguments") or {}).get("tokenizer")
+        spec = tokenizer if tokenizer is not None else metadata.inputs.get("tokenizer")
         tok = spec if hasattr(spec, "decode") else load_tokenizer(spec)
-        fingerprint = (metadata.get("tokenizer") or {}).get("fingerprint")
+        fingerprint = metadata.tokenizer.fingerprint
         from ..tokenization_mypt import tokenizer_fingerprint
 
         if fingerprint and tokenizer_fingerprint(tok) != fingerprint:

@@ -15,27 +15,75 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import os
 import re
 import sys
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..errors import GateFailure, MyPTInputError
-from ..io_utils import PathLike, atomic_output_dir, write_json
+from ..io_utils import PathLike, atomic_output_dir
+from .metadata import METADATA_FILE, SCHEMA, PreparedMetadata, TokenizerRecord
 from .packing import IGNORE_INDEX, build_blocks, pack_lengths, packing_stats
 
-METADATA_FILE = "mypt_metadata.json"
-SCHEMA = "mypt_hf_sft_v1"
 SPLITS = ("train", "validation")
 PAYLOAD_PLACEHOLDER = "{PAYLOAD}"
 OVERLONG_MODES = ("error", "drop")
 
 InputSpec = Union[PathLike, "datasets.Dataset"]  # noqa: F821
+
+
+@dataclass
+class PrepareOptions:
+    """The preparation options that a phase recipe sets too (a recipe's seed is its ``episode_seed``).
+
+    One name and one default per option everywhere: ``mypt-hf prepare-chat-sft`` builds its flags from these
+    fields (HfArgumentParser), the phases' settings inherit them, and the metadata records them as they are.
+    """
+
+    val_split: float = field(default=0.1, metadata={"help": "Seeded random validation share (ignored with a "
+                                                            "validation file)."})
+    enable_packing: bool = field(default=False, metadata={"help": "Pack whole episodes into fixed blocks."})
+    pack_block_size: int = field(default=1024, metadata={"help": "Block size (also the longest allowed episode, "
+                                                                 "packed or not)."})
+    pack_by_field: Optional[str] = field(default=None, metadata={"help": "Group episodes by this _meta dot path "
+                                                                         "when packing, e.g. _meta.operator."})
+    pack_shuffle: bool = field(default=True, metadata={"help": "Shuffle episodes within groups and the block order "
+                                                               "(seeded; --no_pack_shuffle turns it off)."})
+    system_prompt: Optional[str] = field(default=None, metadata={"help": "System prompt for every episode "
+                                                                         "(overrides theirs)."})
+    no_system_prompt: bool = field(default=False, metadata={"help": "Drop every system message."})
+    overlong: Literal["error", "drop"] = field(
+        default="error", metadata={"help": "Episodes longer than the block: fail naming the first (default) or "
+                                           "drop and count."})
+    num_proc: int = field(default=1, metadata={"help": "Worker processes for tokenization."})
+
+    def __post_init__(self) -> None:
+        if self.overlong not in OVERLONG_MODES:
+            raise MyPTInputError(f"--overlong must be one of {OVERLONG_MODES}, got {self.overlong!r}",
+                                 field="overlong")
+        if self.pack_block_size < 2:
+            raise MyPTInputError("block size must be at least 2", field="pack_block_size")
+        if self.system_prompt is not None and self.no_system_prompt:
+            raise MyPTInputError("--system_prompt and --no_system_prompt exclude each other", field="system_prompt")
+        if self.system_prompt is not None and not self.system_prompt.strip():
+            raise MyPTInputError("--system_prompt is empty", field="system_prompt")
+
+    @property
+    def system_mode(self) -> str:
+        """What happens to system messages: ``keep`` them, ``drop`` them, or ``override`` with system_prompt."""
+        return "drop" if self.no_system_prompt else ("override" if self.system_prompt is not None else "keep")
+
+
+@dataclass
+class PrepareConfig(PrepareOptions):
+    """Every option of one preparation: :class:`PrepareOptions` and the seed of the split and the packing shuffle."""
+
+    seed: int = field(default=42, metadata={"help": "Seed of the validation split and the packing shuffle."})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -552,14 +600,15 @@ def _episode_name(ds, index: int) -> str:
     return ", ".join(bits)
 
 
-def _prepare_split(name: str, episodes, tokenizer, *, system_mode: str, system_prompt: Optional[str],
-                   block_size: int, overlong: str, packing: bool, pack_by_field: Optional[str],
-                   shuffle: bool, seed: int, num_proc: int, pad_token_id: int, log) -> Tuple[Any, Dict[str, Any]]:
+def _prepare_split(name: str, episodes, tokenizer, config: PrepareConfig, *, shuffle: bool, pad_token_id: int,
+                   log) -> Tuple[Any, Dict[str, Any]]:
+    block_size, packing, pack_by_field = config.pack_block_size, config.enable_packing, config.pack_by_field
     groups = None
     if packing and pack_by_field:
         groups = ["_ungrouped" if g is None else str(g) for g in group_values(episodes, pack_by_field)]
-    tokenized = tokenize_episodes(episodes, tokenizer, system_mode=system_mode, system_prompt=system_prompt,
-                                  num_proc=num_proc, desc=f"tokenize {name}")
+    tokenized = tokenize_episodes(episodes, tokenizer, system_mode=config.system_mode,
+                                  system_prompt=config.system_prompt, num_proc=config.num_proc,
+                                  desc=f"tokenize {name}")
     ids, offsets = _flat(tokenized, "input_ids")
     labels, _ = _flat(tokenized, "labels")
     lengths = np.diff(offsets)
@@ -573,7 +622,7 @@ def _prepare_split(name: str, episodes, tokenizer, *, system_mode: str, system_p
     too_long = np.flatnonzero(lengths > block_size)
     dropped = 0
     if len(too_long):
-        if overlong == "error":
+        if config.overlong == "error":
             first = int(too_long[0])
             raise MyPTInputError(
                 f"{name}: {len(too_long)} episode(s) longer than the block size {block_size}; first: "
@@ -607,7 +656,7 @@ def _prepare_split(name: str, episodes, tokenizer, *, system_mode: str, system_p
         stats["rows"] = n_episodes
         return ds, stats
 
-    blocks = pack_lengths(lengths, block_size, groups=groups, shuffle=shuffle, seed=seed)
+    blocks = pack_lengths(lengths, block_size, groups=groups, shuffle=shuffle, seed=config.seed)
     packed = build_blocks(ids, labels, offsets, blocks, block_size, pad_token_id)
     n_blocks = len(blocks)
     row_offsets = np.arange(n_blocks + 1, dtype=np.int64) * block_size
@@ -636,35 +685,29 @@ def _prepare_split(name: str, episodes, tokenizer, *, system_mode: str, system_p
 # public API
 # --------------------------------------------------------------------------------------------------
 
-def prepare_dataset(inputs: Union[InputSpec, Sequence[InputSpec]], tokenizer=None, *,
-                    val_file: Optional[InputSpec] = None, val_split: float = 0.1, enable_packing: bool = False,
-                    pack_block_size: int = 1024, pack_by_field: Optional[str] = None, pack_shuffle: bool = True,
-                    system_prompt: Optional[str] = None, no_system_prompt: bool = False, overlong: str = "error",
-                    num_proc: int = 1, seed: int = 42, verbose: bool = True):
-    """Everything :func:`prepare` does except writing: returns ``(DatasetDict, metadata)``.
+def prepare_dataset(inputs: Union[InputSpec, Sequence[InputSpec]], tokenizer=None,
+                    config: Optional[PrepareConfig] = None, *, val_file: Optional[InputSpec] = None,
+                    verbose: bool = True) -> Tuple[Any, PreparedMetadata]:
+    """Everything :func:`prepare` does except writing: returns ``(DatasetDict, PreparedMetadata)``.
 
     ``tokenizer``: a tokenizer object, or a spec for ``load_tokenizer`` (None = embedded default).
+    ``config``: the preparation options (default ``PrepareConfig()``). ``val_file``: explicit validation episodes
+    (strict payload/template separation; ``config.val_split`` is then not used).
     Raises MyPTInputError for bad input and GateFailure when the val-file separation check fails.
     """
     import datasets
 
     from ..tokenization_mypt import load_tokenizer, model_vocab_size, tokenizer_fingerprint
 
+    config = PrepareConfig() if config is None else config
+
     def log(message: str) -> None:
         if verbose:
             print(message, flush=True)
 
     started = time.perf_counter()
-    if overlong not in OVERLONG_MODES:
-        raise MyPTInputError(f"--overlong must be one of {OVERLONG_MODES}, got {overlong!r}", field="overlong")
-    if pack_block_size < 2:
-        raise MyPTInputError("block size must be at least 2", field="pack_block_size")
-    if val_file is None and not 0.0 <= val_split < 1.0:
-        raise MyPTInputError(f"--val_split must be in [0, 1), got {val_split}", field="val_split")
-    if system_prompt is not None and no_system_prompt:
-        raise MyPTInputError("--system_prompt and --no_system_prompt exclude each other")
-    if system_prompt is not None and not system_prompt.strip():
-        raise MyPTInputError("--system_prompt is empty", field="system_prompt")
+    if val_file is None and not 0.0 <= config.val_split < 1.0:
+        raise MyPTInputError(f"--val_split must be in [0, 1), got {config.val_split}", field="val_split")
     tokenizer_spec = None
     if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
         tokenizer_spec = None if tokenizer is None else os.fspath(tokenizer)
@@ -674,8 +717,8 @@ def prepare_dataset(inputs: Union[InputSpec, Sequence[InputSpec]], tokenizer=Non
         raise MyPTInputError("tokenizer has no pad token")
 
     episodes, sources = load_episode_inputs(inputs)
-    if enable_packing and pack_by_field:
-        group_values(episodes.select(range(0)), pack_by_field)  # fail fast on an unknown path
+    if config.enable_packing and config.pack_by_field:
+        group_values(episodes.select(range(0)), config.pack_by_field)  # fail fast on an unknown path
     separation: Optional[Dict[str, Any]] = None
     if val_file is not None:
         val_episodes, val_sources = load_episode_inputs([val_file])
@@ -684,8 +727,8 @@ def prepare_dataset(inputs: Union[InputSpec, Sequence[InputSpec]], tokenizer=Non
         mode = "explicit_val_file"
     else:
         n = len(episodes)
-        n_val = int(n * val_split)
-        perm = np.random.default_rng(seed).permutation(n)
+        n_val = int(n * config.val_split)
+        perm = np.random.default_rng(config.seed).permutation(n)
         val_idx = np.sort(perm[:n_val])
         train_idx = np.sort(perm[n_val:])
         train_episodes = episodes.select(train_idx)
@@ -695,13 +738,11 @@ def prepare_dataset(inputs: Union[InputSpec, Sequence[InputSpec]], tokenizer=Non
     if len(train_episodes) == 0:
         raise MyPTInputError("the train split is empty")
 
-    system_mode = "drop" if no_system_prompt else ("override" if system_prompt is not None else "keep")
-    split_args = dict(system_mode=system_mode, system_prompt=system_prompt, block_size=pack_block_size,
-                      overlong=overlong, packing=enable_packing, pack_by_field=pack_by_field, seed=seed,
-                      num_proc=num_proc, pad_token_id=pad_token_id, log=log)
-    train_ds, train_stats = _prepare_split("train", train_episodes, tokenizer, shuffle=pack_shuffle, **split_args)
+    train_ds, train_stats = _prepare_split("train", train_episodes, tokenizer, config, shuffle=config.pack_shuffle,
+                                           pad_token_id=pad_token_id, log=log)
     if len(val_episodes):
-        val_ds, val_stats = _prepare_split("validation", val_episodes, tokenizer, shuffle=False, **split_args)
+        val_ds, val_stats = _prepare_split("validation", val_episodes, tokenizer, config, shuffle=False,
+                                           pad_token_id=pad_token_id, log=log)
     else:
         empty = (np.zeros(0, np.int32), np.zeros(1, np.int64))
         val_ds = build_token_dataset({"input_ids": empty, "labels": empty, "seq_lengths": empty})
@@ -709,102 +750,81 @@ def prepare_dataset(inputs: Union[InputSpec, Sequence[InputSpec]], tokenizer=Non
                      "dropped_overlong": 0}
     dataset = datasets.DatasetDict({"train": train_ds, "validation": val_ds})
 
-    metadata: Dict[str, Any] = {
-        "schema": SCHEMA,
-        "prepare_mode": mode,
-        "splits": {"train": train_stats, "validation": val_stats},
-        "packing_enabled": bool(enable_packing),
-        "block_size": int(pack_block_size),
-        "pack_by_field": pack_by_field if enable_packing else None,
-        "pack_shuffle": bool(pack_shuffle) if enable_packing else None,
-        "seq_lengths_include_pad_segment": bool(enable_packing),
-        "pad_token_id": int(pad_token_id),
-        "system_prompt_mode": system_mode,
-        "system_prompt_override": system_prompt,
-        "sources": sources,
-        "val_sources": val_sources,
-        "separation": separation,
-        "payload_overlap_count": None if separation is None else separation["payload_overlap_count"],
-        "template_overlap_count": None if separation is None else separation["template_overlap_count"],
-        "tokenizer": {
-            "name": tokenizer_spec or getattr(tokenizer, "name_or_path", None) or None,
-            "vocab_size": len(tokenizer),
-            "model_vocab_size": model_vocab_size(tokenizer),
-            "fingerprint": tokenizer_fingerprint(tokenizer),
-        },
+    packing = bool(config.enable_packing)
+    metadata = PreparedMetadata(
+        schema=SCHEMA, prepare_mode=mode, splits={"train": train_stats, "validation": val_stats},
+        packing_enabled=packing, block_size=int(config.pack_block_size),
+        pack_by_field=config.pack_by_field if packing else None,
+        pack_shuffle=bool(config.pack_shuffle) if packing else None, seq_lengths_include_pad_segment=packing,
+        pad_token_id=int(pad_token_id), system_prompt_mode=config.system_mode,
+        system_prompt_override=config.system_prompt, sources=sources, val_sources=val_sources,
+        separation=separation,
+        payload_overlap_count=None if separation is None else separation["payload_overlap_count"],
+        template_overlap_count=None if separation is None else separation["template_overlap_count"],
+        tokenizer=TokenizerRecord(name=tokenizer_spec or getattr(tokenizer, "name_or_path", None) or None,
+                                  vocab_size=len(tokenizer), model_vocab_size=model_vocab_size(tokenizer),
+                                  fingerprint=tokenizer_fingerprint(tokenizer)),
         # content hashes of the in-memory splits (the saved state.json fingerprints derive from these)
-        "content_fingerprints": {"train": train_ds._fingerprint, "validation": val_ds._fingerprint},
-        "arguments": {
-            "val_file": None if val_file is None or not isinstance(val_file, (str, os.PathLike)) else os.fspath(val_file),
-            "val_split": 0.0 if val_file is not None else float(val_split),
-            "enable_packing": bool(enable_packing), "pack_block_size": int(pack_block_size),
-            "pack_by_field": pack_by_field, "pack_shuffle": bool(pack_shuffle), "system_prompt": system_prompt,
-            "no_system_prompt": bool(no_system_prompt), "overlong": overlong, "seed": int(seed),
-            "tokenizer": tokenizer_spec,
-        },
-    }
+        content_fingerprints={"train": train_ds._fingerprint, "validation": val_ds._fingerprint},
+        config=asdict(config),
+        inputs={"val_file": os.fspath(val_file) if isinstance(val_file, (str, os.PathLike)) else None,
+                "tokenizer": tokenizer_spec},
+    )
     log(f"train: {train_stats['episodes']} episodes -> {train_stats['rows']} rows, {train_stats['tokens']} tokens, "
         f"{train_stats['supervised_tokens']} supervised ({train_stats['mask_ratio']:.1%})")
     log(f"validation: {val_stats['episodes']} episodes -> {val_stats['rows']} rows, {val_stats['tokens']} tokens, "
         f"{val_stats['supervised_tokens']} supervised ({val_stats['mask_ratio']:.1%})")
-    if enable_packing and "packing" in train_stats:
+    if packing and "packing" in train_stats:
         p = train_stats["packing"]
-        log(f"packing: block {pack_block_size}, fill {p['fill']:.4%}, {p['episodes_per_block_mean']:.1f} episodes/block "
-            f"(min {p['episodes_per_block_min']}, max {p['episodes_per_block_max']}), supervised tokens per row "
-            f"x{p['gain_vs_unpacked_padded']:.1f} vs one episode per row")
+        log(f"packing: block {config.pack_block_size}, fill {p['fill']:.4%}, {p['episodes_per_block_mean']:.1f} "
+            f"episodes/block (min {p['episodes_per_block_min']}, max {p['episodes_per_block_max']}), supervised "
+            f"tokens per row x{p['gain_vs_unpacked_padded']:.1f} vs one episode per row")
     log(f"prepared in {time.perf_counter() - started:.2f}s")
     return dataset, metadata
 
 
-def prepare(inputs: Union[InputSpec, Sequence[InputSpec]], output_dir: PathLike, tokenizer=None, *,
-            overwrite: bool = False, **kwargs: Any):
+def prepare(inputs: Union[InputSpec, Sequence[InputSpec]], output_dir: PathLike, tokenizer=None,
+            config: Optional[PrepareConfig] = None, *, val_file: Optional[InputSpec] = None, overwrite: bool = False,
+            verbose: bool = True):
     """Prepare episodes for training and save them: ``output_dir`` gets the DatasetDict (``save_to_disk``)
-    and ``mypt_metadata.json``. Nothing is written when anything fails. Keyword arguments as
-    :func:`prepare_dataset` (``val_file``, ``val_split``, ``enable_packing``, ``pack_block_size``,
-    ``pack_by_field``, ``pack_shuffle``, ``system_prompt``, ``no_system_prompt``, ``overlong``,
-    ``num_proc``, ``seed``, ``verbose``). Returns the DatasetDict.
+    and ``mypt_metadata.json``. Nothing is written when anything fails. Arguments as :func:`prepare_dataset`;
+    an existing ``output_dir`` is refused unless ``overwrite``. Returns the DatasetDict.
     """
     output_dir = Path(output_dir)
     if output_dir.exists() and not overwrite:  # fail before the expensive part
         raise MyPTInputError("output directory already exists (pass --overwrite to replace it)", path=str(output_dir))
     import datasets
 
-    quiet = not kwargs.get("verbose", True)
     bars_were_on = datasets.is_progress_bar_enabled()
-    if quiet:
+    if not verbose:
         datasets.disable_progress_bars()
     try:
-        dataset, metadata = prepare_dataset(inputs, tokenizer, **kwargs)
+        dataset, metadata = prepare_dataset(inputs, tokenizer, config, val_file=val_file, verbose=verbose)
         save_prepared(dataset, metadata, output_dir, overwrite=overwrite)
     finally:
-        if quiet and bars_were_on:
+        if not verbose and bars_were_on:
             datasets.enable_progress_bars()
-    if kwargs.get("verbose", True):
+    if verbose:
         print(f"saved {output_dir}")
     return dataset
 
 
-def save_prepared(dataset, metadata: Mapping[str, Any], output_dir: PathLike, overwrite: bool = False) -> None:
+def save_prepared(dataset, metadata: PreparedMetadata, output_dir: PathLike, overwrite: bool = False) -> None:
     """Write a prepared ``DatasetDict`` and its metadata the way :func:`load_prepared` reads them (atomically)."""
     with atomic_output_dir(Path(output_dir), overwrite=overwrite) as tmp:
         # an empty split must still get one (empty) shard, or load_from_disk cannot read it back
         dataset.save_to_disk(str(tmp), num_shards={k: 1 for k, v in dataset.items() if len(v) == 0} or None)
-        write_json(tmp / METADATA_FILE, metadata)
+        metadata.save(tmp)
 
 
-def load_prepared(directory: PathLike):
-    """Load a prepared dataset: ``(DatasetDict, metadata)``."""
+def load_prepared(directory: PathLike) -> Tuple[Any, PreparedMetadata]:
+    """Load a prepared dataset: ``(DatasetDict, PreparedMetadata)``."""
     import datasets
 
-    directory = Path(directory)
-    meta_path = directory / METADATA_FILE
-    if not meta_path.is_file():
-        raise MyPTInputError(f"not a prepared dataset (no {METADATA_FILE})", path=str(directory))
-    with meta_path.open(encoding="utf-8") as handle:
-        metadata = json.load(handle)
+    metadata = PreparedMetadata.load(directory)
     return datasets.load_from_disk(str(directory)), metadata
 
 
-__all__ = ["METADATA_FILE", "prepare", "prepare_dataset", "save_prepared", "load_prepared", "build_token_dataset",
-           "load_episode_inputs",
+__all__ = ["METADATA_FILE", "SCHEMA", "PrepareOptions", "PrepareConfig", "PreparedMetadata", "prepare",
+           "prepare_dataset", "save_prepared", "load_prepared", "build_token_dataset", "load_episode_inputs",
            "check_separation", "derive_payload", "template_signature", "tokenize_episodes", "group_values"]

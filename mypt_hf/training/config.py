@@ -12,13 +12,16 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
 import torch
 from transformers.trainer_utils import SchedulerType
 from trl import SFTConfig
 
 from ..errors import MyPTInputError
+
+if TYPE_CHECKING:  # the metadata module imports nothing heavy, but only the annotation needs it
+    from ..data.metadata import PreparedMetadata
 
 logger = logging.getLogger(__name__)
 
@@ -114,17 +117,18 @@ class MyPTSFTConfig(SFTConfig):
         return max(1, math.ceil(self.coverage * num_train_rows / global_batch))
 
 
-def resolve_max_steps(args: MyPTSFTConfig, metadata: Mapping[str, Any], num_train_rows: Optional[int] = None) -> int:
+def resolve_max_steps(args: MyPTSFTConfig, metadata: Optional[PreparedMetadata],
+                      num_train_rows: Optional[int] = None) -> int:
     """Set ``args.max_steps`` from ``args.coverage`` and the prepared dataset when ``max_steps`` is not given.
 
-    The training-row count comes from the prepared dataset's metadata (``num_train_rows``, ``train_rows`` or
-    ``splits.train.rows``), else from ``num_train_rows``. Returns the resulting max_steps (-1 = epochs decide).
+    The training-row count comes from the prepared dataset's metadata (``metadata.train_rows``), else from
+    ``num_train_rows``. Returns the resulting max_steps (-1 = epochs decide).
     """
     if args.max_steps is not None and args.max_steps > 0:
         return args.max_steps
     if args.coverage is None:
         return args.max_steps
-    rows = _train_rows_from_metadata(metadata)
+    rows = metadata.train_rows if metadata is not None else None
     if rows is None:
         rows = num_train_rows
     if not rows:
@@ -132,19 +136,3 @@ def resolve_max_steps(args: MyPTSFTConfig, metadata: Mapping[str, Any], num_trai
                              "count and no dataset was given", field="coverage")
     args.max_steps = args.steps_for_coverage(int(rows))
     return args.max_steps
-
-
-def _train_rows_from_metadata(metadata: Mapping[str, Any]) -> Optional[int]:
-    for key in ("num_train_rows", "train_rows", "n_train_rows", "num_train_blocks"):
-        if isinstance(metadata.get(key), int):
-            return metadata[key]
-    splits = metadata.get("splits")
-    if isinstance(splits, Mapping):
-        train = splits.get("train")
-        if isinstance(train, Mapping):
-            for key in ("rows", "num_rows", "n_rows", "blocks"):
-                if isinstance(train.get(key), int):
-                    return train[key]
-        elif isinstance(train, int):
-            return train
-    return None
