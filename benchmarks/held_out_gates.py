@@ -119,8 +119,7 @@ def main() -> int:
     check_held_out()
     from mypt_hf.commands.eval import load_model_and_tokenizer
     from mypt_hf.generation import generate_replies
-    from mypt_hf.training.chain import CHAIN, resolve_phases
-    from mypt_hf.training.recipe import PHASES
+    from mypt_hf.phases.registry import CHAIN, PHASES, resolve_phases
 
     # by default the chat phases only: the tiny base is a plain copier with no chat format to score
     phases = resolve_phases(args.phases) if args.phases else [p for p in CHAIN if PHASES[p].gate_kind == "suite"]

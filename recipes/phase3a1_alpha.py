@@ -1,25 +1,22 @@
 #!/usr/bin/env python
 """Phase 3a-1α: format lock (minimal mode, no math).
 
-    python recipes/phase3a1_alpha.py [--config recipes/configs/phase3a1_alpha.yaml] [--key value ...]
-    accelerate launch recipes/phase3a1_alpha.py --config recipes/configs/phase3a1_alpha_750M.yaml \
+    python recipes/phase3a1_alpha.py [--config phase3a1_alpha] [--key value ...]
+    accelerate launch recipes/phase3a1_alpha.py --config phase3a1_alpha_750M \
         --init_from_model checkpoints/mypt-750M-hf
 
 Gate: buckets A (format) and B (echo basics); every bucket is reported.
+
+The phase's steps are mypt_hf.phases.recipes.phase3a1_alpha; its configs ship with the package (mypt_hf/phases/configs/).
 """
 
-from mypt_hf.data.format_lock import format_lock
-from mypt_hf.training.recipe import PhaseRun, run_recipe, source_row
+from mypt_hf.phases.recipes import exit_with_status, run_phase
 
 
 def main(argv=None) -> int:
-    run = PhaseRun.from_argv("phase3a1_alpha", argv)
-    alpha = format_lock(mode="minimal", math="exclude", seed=run.data.episode_seed)
-    run.prepare(alpha, sources=[source_row("format_lock", alpha, 1.0, "mode=minimal, math=exclude")])
-    run.train()
-    run.gate()
-    return run.save()
+    """Run the phase; ``argv`` defaults to the command line."""
+    return run_phase("phase3a1_alpha", argv)
 
 
 if __name__ == "__main__":
-    run_recipe(main)
+    exit_with_status(main)

@@ -1,30 +1,20 @@
 #!/usr/bin/env python
 """Phase 3a-2: format lock full with math (70 %) + β echo (20 %) + α replay (10 %), from the γ model.
 
-    python recipes/phase3a2.py [--config recipes/configs/phase3a2.yaml] [--init_from_model DIR]
+    python recipes/phase3a2.py [--config phase3a2] [--init_from_model DIR]
 
 Gate: buckets A, B, C, D; every bucket is reported.
+
+The phase's steps are mypt_hf.phases.recipes.phase3a2; its configs ship with the package (mypt_hf/phases/configs/).
 """
 
-from mypt_hf.data.echo import echo
-from mypt_hf.data.format_lock import format_lock
-from mypt_hf.training.recipe import MixPart, PhaseRun, run_recipe
+from mypt_hf.phases.recipes import exit_with_status, run_phase
 
 
 def main(argv=None) -> int:
-    run = PhaseRun.from_argv("phase3a2", argv)
-    seed = run.data.episode_seed
-    full = format_lock(mode="full", math="include", seed=seed)
-    echo_beta = echo(gibberish="exclude", seed=seed, tokenizer=run.tokenizer, max_examples=run.data.echo_max_examples)
-    alpha = format_lock(mode="minimal", math="exclude", seed=seed)
-    run.prepare_mix([MixPart("format_lock_full", "format_lock full", full, 0.70, "mode=full, math=include"),
-                     MixPart("beta_replay", "echo (β replay)", echo_beta, 0.20, "gibberish=exclude"),
-                     MixPart("alpha_replay", "format_lock (α replay)", alpha, 0.10, "mode=minimal, math=exclude")],
-                    default_size=len(full))
-    run.train()
-    run.gate()
-    return run.save()
+    """Run the phase; ``argv`` defaults to the command line."""
+    return run_phase("phase3a2", argv)
 
 
 if __name__ == "__main__":
-    run_recipe(main)
+    exit_with_status(main)

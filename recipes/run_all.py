@@ -4,12 +4,20 @@
     python recipes/run_all.py [--phases alpha,beta] [--output_root outputs/tiny] [--set max_steps=10 ...]
     accelerate launch recipes/run_all.py --config_suffix _750M --init_from_model checkpoints/mypt-750M-hf
 
-Same as `mypt-hf run-phases` (see mypt_hf/training/chain.py). Exit 0 when every phase passes its gate, 1 when one
+Same as `mypt-hf run-phases` (see mypt_hf/phases/chain.py). Exit 0 when every phase passes its gate, 1 when one
 fails (every model is still saved), 2 for bad input. Writes <output_root>/chain_summary.md and .json.
 """
 
-from mypt_hf.training.chain import main
-from mypt_hf.training.recipe import run_recipe
+import sys
+
+from mypt_hf.cli import main as cli
+from mypt_hf.phases.recipes import exit_with_status
+
+
+def main(argv=None) -> int:
+    """``mypt-hf run-phases`` with ``argv`` (default: the command line)."""
+    return cli(["run-phases", *(sys.argv[1:] if argv is None else argv)])
+
 
 if __name__ == "__main__":
-    run_recipe(main)
+    exit_with_status(main)

@@ -35,12 +35,13 @@ def _card_init(card: str):
     return None
 
 
+@pytest.mark.slow
 def test_chain_runs_every_phase_each_from_the_previous_output(tmp_path, capsys):
     from transformers import AutoModelForCausalLM
 
     import mypt_hf  # noqa: F401  (registers the architecture)
     from mypt_hf.cli import main as cli
-    from mypt_hf.training.recipe import PHASES
+    from mypt_hf.phases.registry import PHASES
 
     root = tmp_path / "chain"
     code = cli(["run-phases", "--output_root", str(root), *_sets(CUT_DOWN)])
@@ -155,7 +156,7 @@ def test_bad_input_exits_2_before_anything_runs(tmp_path, capsys, args, message)
 
 def test_run_all_script_and_phase_names(tmp_path, monkeypatch, capsys):
     from mypt_hf.errors import MyPTInputError
-    from mypt_hf.training.chain import resolve_phases
+    from mypt_hf.phases.registry import resolve_phases
 
     assert resolve_phases("operator, alpha,phase3a2,3a-1_gamma") == ["phase3a1_alpha", "phase3a1_gamma", "phase3a2",
                                                                      "phase3a_operator"]
@@ -171,10 +172,11 @@ def test_run_all_script_and_phase_names(tmp_path, monkeypatch, capsys):
     spec.loader.exec_module(module)  # not __main__: nothing runs on import
     monkeypatch.setattr(sys, "argv", ["run_all.py", "--phases", "zeta", "--output_root", str(tmp_path / "r")])
     with pytest.raises(SystemExit) as exit_info:
-        module.run_recipe(module.main)
+        module.exit_with_status(module.main)
     assert exit_info.value.code == 2 and "unknown phase 'zeta'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_two_process_chain_syncs_ranks_between_phases(tmp_path):
     """recipes/run_all.py under torchrun (2 processes, gloo on CPU): base then α, α from the base rank 0 saved;
     both ranks exit 1 (failed gates), no rank crashes, one summary with rank 0's verdicts."""

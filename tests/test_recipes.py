@@ -16,8 +16,8 @@ torch.set_num_threads(1)
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 CUT_DOWN = ["--hidden_size", "32", "--num_hidden_layers", "1", "--num_attention_heads", "2", "--max_steps", "3",
             "--eval_steps", "3", "--save_steps", "3", "--logging_steps", "1", "--eval_max_new_tokens", "4",
-            "--per_device_train_batch_size", "4", "--disable_tqdm", "true", "--copy_train_rows", "16",
-            "--copy_val_rows", "4", "--copy_probe_phrases", "3"]
+            "--per_device_train_batch_size", "4", "--disable_tqdm", "true"]
+TINY_BASE_CUT_DOWN = ["--copy_train_rows", "16", "--copy_val_rows", "4", "--copy_probe_phrases", "3"]
 
 
 def load_recipe(name):
@@ -36,7 +36,7 @@ def test_alpha_recipe_end_to_end_saves_model_card_plots_and_gate(tmp_path, capsy
 
     # the tiny base first: copy pretraining of a fresh model, gated by the copy probe
     base = tmp_path / "tiny_base"
-    code = load_recipe("tiny_base").main(["--output_dir", str(base), *CUT_DOWN])
+    code = load_recipe("tiny_base").main(["--output_dir", str(base), *CUT_DOWN, *TINY_BASE_CUT_DOWN])
     assert code == 1  # 3 steps do not teach copying: the gate fails, the model is still saved
     report = json.loads((base / "gate_report.json").read_text())
     assert report["phase"] == "tiny_base" and report["gated_buckets"] == ["copy"]
@@ -83,13 +83,13 @@ def test_alpha_recipe_end_to_end_saves_model_card_plots_and_gate(tmp_path, capsy
     assert capsys.readouterr().out.strip() == expected.strip()
     assert cli(["generate", "--model", str(tmp_path / "nothing"), "--user", "x"]) == 2
     # the next phase starts from this output by default (sibling directory)
-    from mypt_hf.training.recipe import default_init_from_model
+    from mypt_hf.phases.run import default_init_from_model
 
     assert default_init_from_model("phase3a1_beta", str(tmp_path / "phase3a1_beta")) == out.resolve()
 
 
 def test_unknown_config_key_is_a_clear_error(tmp_path):
-    from mypt_hf.training.recipe import parse_phase_args
+    from mypt_hf.phases.settings import parse_phase_args
 
     config = tmp_path / "bad.yaml"
     config.write_text("output_dir: x\nlearning_rate: 1.0e-3\nnot_a_real_key: 3\n")
@@ -105,29 +105,33 @@ def test_unknown_config_key_is_a_clear_error(tmp_path):
 
 
 def test_cli_overrides_config_and_every_config_parses(tmp_path):
-    from mypt_hf.training.recipe import PHASES, parse_phase_args
+    from mypt_hf.phases.registry import PHASES, packaged_config_dir
+    from mypt_hf.phases.settings import parse_phase_args
 
-    model_args, data_args, train_args = parse_phase_args(
-        "phase3a1_alpha", ["--learning_rate", "0.0005", "--output_dir", str(tmp_path)])
+    config = parse_phase_args("phase3a1_alpha", ["--learning_rate", "0.0005", "--output_dir", str(tmp_path)])
+    model_args, data_args, train_args = config.model, config.data, config.train
     assert train_args.learning_rate == 5e-4 and train_args.output_dir == str(tmp_path)
     assert model_args.tokenizer == "embedded" and data_args.enable_packing
     for phase in PHASES:
         for suffix in ("", "_750M") if phase != "tiny_base" else ("",):  # 750M starts from a converted base
-            m, d, t = parse_phase_args(phase, ["--config", str(RECIPES / "configs" / f"{phase}{suffix}.yaml"),
-                                               "--output_dir", str(tmp_path / phase)])
+            parsed = parse_phase_args(phase, ["--config", str(packaged_config_dir() / f"{phase}{suffix}.yaml"),
+                                              "--output_dir", str(tmp_path / phase)])
+            m, t = parsed.model, parsed.train
+            assert Path(t.eval_prompts_file or packaged_config_dir()).exists()  # resolved beside the config
             if suffix:
                 assert (m.hidden_size, m.num_attention_heads, m.num_hidden_layers) == (1280, 20, 32)
                 assert m.require_init_from_model and t.per_device_train_batch_size == 16
-    _, d, t = parse_phase_args("phase3a_operator", ["--config", str(RECIPES / "configs" / "phase3a_operator_750M.yaml")])
+    parsed = parse_phase_args("phase3a_operator", ["--config", "phase3a_operator_750M"])  # a packaged config by name
+    d, t = parsed.data, parsed.train
     assert d.pack_block_size == 1024 and d.pack_by_field == "_meta.operator" and 2.0 <= t.coverage <= 3.5
-    lrs = {p: parse_phase_args(p, ["--config", str(RECIPES / "configs" / f"{p}_750M.yaml")])[2].learning_rate
+    lrs = {p: parse_phase_args(p, ["--config", f"{p}_750M.yaml"]).train.learning_rate
            for p in PHASES if p != "tiny_base"}
     assert lrs == {"phase3a1_alpha": 7e-5, "phase3a1_beta": 5e-5, "phase3a1_gamma": 5e-5, "phase3a2": 3e-5,
                    "phase3a_operator": 7e-5}
 
 
 def test_missing_starting_model_is_refused_before_data_and_training(tmp_path):
-    from mypt_hf.training.recipe import PhaseRun
+    from mypt_hf.phases.run import PhaseRun
 
     with pytest.raises(MyPTInputError, match="phase3a1_alpha first"):
         PhaseRun.from_argv("phase3a1_beta", ["--output_dir", str(tmp_path / "phase3a1_beta")])
@@ -137,7 +141,7 @@ def test_missing_starting_model_is_refused_before_data_and_training(tmp_path):
         PhaseRun.from_argv("phase3a1_beta", ["--output_dir", str(tmp_path / "b"),
                                              "--init_from_model", str(tmp_path / "nope")])
     with pytest.raises(MyPTInputError, match="converted MyPT base"):
-        PhaseRun.from_argv("phase3a1_alpha", ["--config", str(RECIPES / "configs" / "phase3a1_alpha_750M.yaml"),
+        PhaseRun.from_argv("phase3a1_alpha", ["--config", "phase3a1_alpha_750M",
                                               "--output_dir", str(tmp_path / "a")])
 
 
@@ -147,7 +151,8 @@ def test_gate_under_fsdp_evaluates_the_saved_full_model(tmp_path):
     from types import SimpleNamespace
 
     from mypt_hf.training.modeling import ModelArguments, build_fresh_model
-    from mypt_hf.training.recipe import PHASES, PhaseRun
+    from mypt_hf.phases.registry import PHASES
+    from mypt_hf.phases.run import PhaseRun
 
     saved, tokenizer = build_fresh_model(ModelArguments(hidden_size=32, num_hidden_layers=1, num_attention_heads=2))
     saved.save_pretrained(tmp_path)

@@ -91,12 +91,12 @@ def build_arguments(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from accelerate import PartialState
+
     from mypt_hf.data.prepare import load_prepared
     from mypt_hf.errors import MyPTInputError
-    from mypt_hf.training.model_card import write_model_card
+    from mypt_hf.training.fit import train_and_save, write_run_card
     from mypt_hf.training.modeling import build_fresh_model, load_model_for_training
-    from mypt_hf.training.plots import plot_loss
-    from mypt_hf.training.trainer import MyPTSFTTrainer
 
     model_args, train_args = build_arguments(args)
     if not Path(args.dataset_dir).is_dir():
@@ -106,23 +106,11 @@ def run(args: argparse.Namespace) -> int:
         model, tokenizer = load_model_for_training(train_args.init_from_model, dropout=model_args.dropout)
     else:
         model, tokenizer = build_fresh_model(model_args, seed=train_args.seed)
-    validation = dataset["validation"] if "validation" in dataset and len(dataset["validation"]) else None
-    if validation is None:
-        train_args.eval_strategy = "no"
-    trainer = MyPTSFTTrainer(model=model, args=train_args, train_dataset=dataset["train"], eval_dataset=validation,
-                             processing_class=tokenizer, dataset_metadata=metadata, dataset_dir=args.dataset_dir)
-    resume = train_args.resume_from_checkpoint
-    trainer.train(resume_from_checkpoint=True if str(resume).lower() == "true" else resume)
-    from mypt_hf.training.recipe import _evaluated_at_end
-
-    if validation is not None and not _evaluated_at_end(trainer):
-        trainer.evaluate()
-    trainer.save_model(train_args.output_dir)
-    if trainer.is_world_process_zero():
+    trainer = train_and_save(model, tokenizer, train_args, dataset, metadata, dataset_dir=args.dataset_dir)
+    if PartialState().is_main_process:
         out = Path(train_args.output_dir)
-        plot_loss(trainer.state.log_history, out / "loss.png", title=args.model_name or out.name)
-        write_model_card(out, model_name=args.model_name or out.name, args=train_args,
-                         dataset_metadata={"dataset_dir": str(args.dataset_dir)}, log_history=trainer.state.log_history,
-                         model_config=model.config)
+        write_run_card(out, model_name=args.model_name or out.name, args=train_args, model_config=model.config,
+                       log_history=trainer.state.log_history,
+                       dataset_rows={"dataset_dir": str(args.dataset_dir), **metadata.card_rows()})
         print(f"saved {out}")
     return 0

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from trl import SFTTrainer
 
+from ..data.metadata import PreparedMetadata
 from ..errors import MyPTInputError
 from .callbacks import EvalPromptsCallback
 from .config import MyPTSFTConfig, resolve_max_steps
@@ -32,42 +33,42 @@ from .freezing import apply_freezing, decay_parameter_names
 logger = logging.getLogger(__name__)
 
 
-def check_dataset_matches(metadata: Mapping[str, Any], tokenizer: Any, model: nn.Module,
+def check_dataset_matches(metadata: Optional[PreparedMetadata], tokenizer: Any, model: nn.Module,
                           datasets: Optional[Mapping[str, Any]] = None, dataset_dir: Optional[str] = None) -> None:
     """Refuse a dataset prepared with another tokenizer or vocabulary than the model's (before any step).
 
-    Compares the metadata's ``tokenizer_fingerprint`` with the tokenizer's, its vocabulary sizes with the
+    Compares the metadata's tokenizer fingerprint with the tokenizer's, its vocabulary sizes with the
     tokenizer's length and the model's embedding rows, checks the largest token id of a sample of rows, and
     refuses rows longer than the model's context (``max_position_embeddings``): learned positions would crash
-    mid-run, RoPE would silently train on positions the model is not configured for.
+    mid-run, RoPE would silently train on positions the model is not configured for. ``metadata`` None: only
+    the rows are checked.
     """
     where = str(dataset_dir) if dataset_dir else None
-    tok_meta = metadata.get("tokenizer") if isinstance(metadata.get("tokenizer"), Mapping) else {}
-    fingerprint = tok_meta.get("fingerprint") or metadata.get("tokenizer_fingerprint")
-    if tokenizer is not None and fingerprint:
-        from ..tokenization_mypt import tokenizer_fingerprint
-
-        ours = tokenizer_fingerprint(tokenizer)
-        if ours != fingerprint:
-            raise MyPTInputError(
-                f"dataset was prepared with a different tokenizer (fingerprint {str(fingerprint)[:12]}... vs the "
-                f"model's {ours[:12]}...); re-prepare it with the model's tokenizer", path=where,
-                field="tokenizer.fingerprint")
     model_vocab = int(model.get_input_embeddings().weight.shape[0])
-    size = tok_meta.get("vocab_size")
-    if isinstance(size, int) and tokenizer is not None and size != len(tokenizer):
-        raise MyPTInputError(f"dataset tokenizer has {size} tokens, the model's tokenizer {len(tokenizer)}",
-                             path=where, field="tokenizer.vocab_size")
-    for size in (tok_meta.get("vocab_size"), tok_meta.get("model_vocab_size")):
-        if isinstance(size, int) and size > model_vocab:
-            raise MyPTInputError(f"dataset vocabulary ({size}) is larger than the model's embedding "
-                                 f"({model_vocab} rows)", path=where, field="tokenizer.vocab_size")
     context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    block = metadata.get("block_size")
-    if isinstance(context, int) and isinstance(block, int) and metadata.get("packing_enabled", True) and block > context:
-        raise MyPTInputError(f"dataset is packed into {block}-token blocks but the model's context is {context} "
-                             f"tokens; re-prepare with --pack_block_size {context} or less", path=where,
-                             field="block_size")
+    if metadata is not None:
+        recorded = metadata.tokenizer
+        if tokenizer is not None:
+            from ..tokenization_mypt import tokenizer_fingerprint
+
+            ours = tokenizer_fingerprint(tokenizer)
+            if ours != recorded.fingerprint:
+                raise MyPTInputError(
+                    f"dataset was prepared with a different tokenizer (fingerprint {recorded.fingerprint[:12]}... vs "
+                    f"the model's {ours[:12]}...); re-prepare it with the model's tokenizer", path=where,
+                    field="tokenizer.fingerprint")
+            if recorded.vocab_size != len(tokenizer):
+                raise MyPTInputError(f"dataset tokenizer has {recorded.vocab_size} tokens, the model's tokenizer "
+                                     f"{len(tokenizer)}", path=where, field="tokenizer.vocab_size")
+        for size in (recorded.vocab_size, recorded.model_vocab_size):
+            if size > model_vocab:
+                raise MyPTInputError(f"dataset vocabulary ({size}) is larger than the model's embedding "
+                                     f"({model_vocab} rows)", path=where, field="tokenizer.vocab_size")
+        block = metadata.block_size
+        if isinstance(context, int) and metadata.packing_enabled and block > context:
+            raise MyPTInputError(f"dataset is packed into {block}-token blocks but the model's context is {context} "
+                                 f"tokens; re-prepare with --pack_block_size {context} or less", path=where,
+                                 field="block_size")
     if datasets:
         for split, dataset in datasets.items():
             if dataset is None or len(dataset) == 0:
@@ -98,8 +99,8 @@ def _default_collator(tokenizer: Any):
 class MyPTSFTTrainer(SFTTrainer):
     """SFTTrainer for MyPT's prepared datasets (see the module docstring).
 
-    Args beyond SFTTrainer's: ``dataset_metadata`` (the dict ``load_prepared`` returns) for the tokenizer
-    check and coverage → max_steps, and ``dataset_dir`` for error messages.
+    Args beyond SFTTrainer's: ``dataset_metadata`` (the PreparedMetadata ``load_prepared`` returns) for the
+    tokenizer check and coverage → max_steps, and ``dataset_dir`` for error messages.
     """
 
     _tag_names = ["trl", "sft", "mypt"]
@@ -107,14 +108,14 @@ class MyPTSFTTrainer(SFTTrainer):
 
     def __init__(self, model: nn.Module, args: MyPTSFTConfig, train_dataset: Any, eval_dataset: Any = None,
                  processing_class: Any = None, data_collator: Any = None, callbacks: Optional[List[Any]] = None,
-                 dataset_metadata: Optional[Mapping[str, Any]] = None, dataset_dir: Optional[str] = None,
+                 dataset_metadata: Optional[PreparedMetadata] = None, dataset_dir: Optional[str] = None,
                  **kwargs: Any) -> None:
         if isinstance(model, str):
             raise MyPTInputError("MyPTSFTTrainer takes an instantiated model; load it first "
                                  "(mypt_hf.training.modeling.load_model_for_training)", field="model")
         if not isinstance(args, MyPTSFTConfig):
             raise TypeError("args must be a MyPTSFTConfig")
-        metadata = dict(dataset_metadata or {})
+        metadata = dataset_metadata
         check_dataset_matches(metadata, processing_class, model,
                               {"train": train_dataset, "validation": eval_dataset}
                               if not isinstance(eval_dataset, dict) else {"train": train_dataset, **eval_dataset},
@@ -186,48 +187,29 @@ class MyPTSFTTrainer(SFTTrainer):
     def _set_generation_config(self) -> None:
         model = self.accelerator.unwrap_model(self.model)
         tokenizer = self.processing_class
-        try:
-            from ..modeling_mypt import set_mypt_generation_config
-        except ImportError:  # pragma: no cover - model module not built yet
-            set_mypt_generation_config = None
-        if set_mypt_generation_config is not None and tokenizer is not None:
-            try:
-                set_mypt_generation_config(model, tokenizer)
-                return
-            except Exception as error:  # a non-MyPT model (e.g. Llama in tests) still gets stop ids below
-                logger.debug("set_mypt_generation_config failed: %s", error)
-        if tokenizer is not None:
-            from .modeling import stop_ids_for
+        if tokenizer is None:
+            return
+        from ..modeling_mypt import set_mypt_generation_config
 
-            stops = stop_ids_for(tokenizer)
-            if stops:
-                model.generation_config.eos_token_id = stops
+        try:
+            set_mypt_generation_config(model, tokenizer)
+        except ValueError as error:  # not a MyPT tokenizer: no stop tags, the model keeps its own eos ids
+            logger.debug("set_mypt_generation_config: %s", error)
             model.generation_config.pad_token_id = tokenizer.pad_token_id
 
     def save_model(self, output_dir: Optional[str] = None, _internal_call: bool = False) -> None:
         self._set_generation_config()
+        # The model card is written once per run, after the gate (mypt_hf.training.fit.write_run_card).
         super().save_model(output_dir, _internal_call)
-        if not _internal_call and self.is_world_process_zero():
-            from .model_card import write_model_card
-
-            target = output_dir or self.args.output_dir
-            write_model_card(target, model_name=os.path.basename(os.path.abspath(target)), args=self.args,
-                             dataset_metadata=_scalars(self.dataset_metadata), log_history=self.state.log_history,
-                             model_config=getattr(self.accelerator.unwrap_model(self.model), "config", None))
 
     def create_model_card(self, model_name: Optional[str] = None, dataset_name: Optional[str] = None,
                           tags: Any = None) -> None:
-        """Checkpoints get MyPT's model card (the final one, with gate results, is written by the recipe)."""
-        if not self.is_world_process_zero():
+        """MyPT's model card for ``push_to_hub`` (the only caller): a run's own card, with its gate results, is
+        written once by mypt_hf.training.fit.write_run_card and kept."""
+        if not self.is_world_process_zero() or os.path.isfile(os.path.join(self.args.output_dir, "README.md")):
             return
         from .model_card import write_model_card
 
+        rows = self.dataset_metadata.card_rows() if self.dataset_metadata is not None else {}
         write_model_card(self.args.output_dir, model_name=model_name or "mypt-sft", args=self.args,
-                         dataset_metadata=_scalars(self.dataset_metadata), log_history=self.state.log_history)
-
-
-def _scalars(metadata: Mapping[str, Any]) -> Dict[str, Any]:
-    """The prepared dataset's headline numbers for the model card."""
-    from .recipe import _flat_metadata
-
-    return _flat_metadata(metadata)
+                         dataset_metadata=rows, log_history=self.state.log_history)

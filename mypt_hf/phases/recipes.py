@@ -1,0 +1,188 @@
+"""What each phase trains on: the phase's own steps (generate, mix, prepare, train, gate), one function a phase.
+
+Each function takes a :class:`~mypt_hf.phases.run.PhaseRun` and calls its methods in order; :func:`run_phase`
+parses the arguments, runs the phase's steps and returns the exit status. The scripts in the repository's
+``recipes/`` folder, ``python -m mypt_hf.phases <phase>`` and the chain all come here, so an installed wheel runs
+every phase without the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, Dict, Optional, Sequence
+
+from ..errors import GateFailure, MyPTInputError
+from .registry import get_phase
+from .run import MixPart, PhaseRun, source_row
+
+
+def tiny_base(run: PhaseRun) -> None:
+    """Copy pretraining of a fresh tiny model: made-up phrases followed by their copies (no chat format, no eval
+    prompt or payload word), so α starts from a model that copies. Gate: greedy copy of held-out phrases."""
+    from ..data.copy_pretraining import copy_pretraining_dataset
+
+    copy, base, block = run.group("copy"), run.group("tiny_base"), run.data.pack_block_size
+    dataset, metadata = copy_pretraining_dataset(
+        run.tokenizer, n_train_rows=base.copy_train_rows, n_val_rows=base.copy_val_rows, block_size=block,
+        seed=run.data.episode_seed, random_token_share=copy.copy_random_token_share,
+        bare_share=copy.copy_bare_share, framed_share=copy.copy_framed_share,
+        variants_start=base.copy_variants_start)
+    settings = (f"made-up phrases + their copies, {copy.copy_random_token_share:.0%} random-token repeats, "
+                f"{block}-token rows; after {base.copy_variants_start:.0%} of the rows "
+                f"{copy.copy_bare_share:.0%} bare and {copy.copy_framed_share:.0%} framed copies")
+    run.use_dataset(dataset, metadata, sources=[source_row("copy_pretraining", dataset["train"], 1.0, settings)])
+    run.train()
+    run.gate()
+
+
+def _alpha_episodes(run: PhaseRun):
+    from ..data.format_lock import format_lock
+
+    return format_lock(mode="minimal", math="exclude", seed=run.data.episode_seed)
+
+
+def _beta_echo(run: PhaseRun):
+    from ..data.echo import echo
+
+    return echo(gibberish="exclude", seed=run.data.episode_seed, tokenizer=run.tokenizer,
+                max_examples=run.group("echo").echo_max_examples)
+
+
+def phase3a1_alpha(run: PhaseRun) -> None:
+    """3a-1α: format lock (minimal mode, no math). Gate: A (format) and B (echo basics)."""
+    alpha = _alpha_episodes(run)
+    run.prepare(alpha, sources=[source_row("format_lock", alpha, 1.0, "mode=minimal, math=exclude")])
+    run.train()
+    run.gate()
+
+
+def phase3a1_beta(run: PhaseRun) -> None:
+    """3a-1β: echo without gibberish (85 %) + α replay (15 %). Gate: A, B, C."""
+    echo_beta = _beta_echo(run)
+    run.prepare_mix([MixPart("echo", "echo", echo_beta, 0.85, "gibberish=exclude"),
+                     MixPart("alpha_replay", "format_lock (α replay)", _alpha_episodes(run), 0.15,
+                             "mode=minimal, math=exclude")],
+                    default_size=len(echo_beta))
+    run.train()
+    run.gate()
+
+
+def phase3a1_gamma(run: PhaseRun) -> None:
+    """3a-1γ: BPE-safe gibberish echo (35 %) + β echo (50 %) + α replay (15 %). Gate: A, B, C."""
+    from ..data.echo import echo
+
+    settings = run.group("echo")
+    gibberish = echo(gibberish="only", bpe_safe=True, seed=run.data.episode_seed, tokenizer=run.tokenizer,
+                     max_examples=settings.echo_max_examples, max_target_tokens=settings.echo_max_target_tokens,
+                     gibberish_words_en=settings.echo_gibberish_words_en,
+                     gibberish_letters=settings.echo_gibberish_letters)
+    echo_beta = _beta_echo(run)
+    run.prepare_mix([MixPart("echo_gibberish", "echo gibberish", gibberish, 0.35, "gibberish=only, bpe_safe"),
+                     MixPart("beta_replay", "echo (β replay)", echo_beta, 0.50, "gibberish=exclude"),
+                     MixPart("alpha_replay", "format_lock (α replay)", _alpha_episodes(run), 0.15,
+                             "mode=minimal, math=exclude")],
+                    default_size=len(gibberish) + len(echo_beta))
+    run.train()
+    run.gate()
+
+
+def phase3a2(run: PhaseRun) -> None:
+    """3a-2: format lock full with math (70 %) + β echo (20 %) + α replay (10 %). Gate: A, B, C, D."""
+    from ..data.format_lock import format_lock
+
+    full = format_lock(mode="full", math="include", seed=run.data.episode_seed)
+    run.prepare_mix([MixPart("format_lock_full", "format_lock full", full, 0.70, "mode=full, math=include"),
+                     MixPart("beta_replay", "echo (β replay)", _beta_echo(run), 0.20, "gibberish=exclude"),
+                     MixPart("alpha_replay", "format_lock (α replay)", _alpha_episodes(run), 0.10,
+                             "mode=minimal, math=exclude")],
+                    default_size=len(full))
+    run.train()
+    run.gate()
+
+
+def phase3a_operator(run: PhaseRun) -> None:
+    """Operators: COPY / WRAP / EXTRACT with disjoint train/validation templates and payloads, packed by
+    ``_meta.operator`` (+ optional α replay). Gate: A and E; the generator's validation split is scored too."""
+    from ..data.mixing import mix
+    from ..data.operators import operators
+
+    settings = run.group("operator")
+    share = settings.operator_format_replay_share  # in [0, 1): checked when the arguments are parsed
+    data = operators(n_train=settings.operator_n_train, n_val=settings.operator_n_val,
+                     max_tokens=settings.operator_max_tokens, seed_train=run.data.episode_seed,
+                     novel_word_share=settings.operator_novel_word_share,
+                     bracket_contrast=settings.operator_bracket_contrast, tokenizer=run.tokenizer)
+    train = data["train"]
+    sources = [source_row("operators train", data["train"], 1.0 - share, "COPY/WRAP/EXTRACT, train templates")]
+    if share:  # the tiny default: a little α replay keeps the stop on plain chat prompts
+        replay = _alpha_episodes(run)
+        train = mix([data["train"], replay], weights=[1.0 - share, share], target_size=round(len(train) / (1.0 - share)),
+                    shuffle=True, seed=run.data.episode_seed, names=["operators", "alpha_replay"])
+        sources.append(source_row("α replay (format lock minimal)", replay, share, "mode=minimal, math=exclude"))
+    sources.append(source_row("operators validation", data["validation"], None, "unseen templates+payloads"))
+    run.prepare(train, val_episodes=data["validation"], sources=sources)
+    run.train()
+    run.gate()
+    # Reported, not gated: exact match on the generator's own validation split (unseen templates and payloads).
+    run.score_held_out(data["validation"], "operator validation split")
+
+
+PHASE_STEPS: Dict[str, Callable[[PhaseRun], None]] = {
+    "tiny_base": tiny_base, "phase3a1_alpha": phase3a1_alpha, "phase3a1_beta": phase3a1_beta,
+    "phase3a1_gamma": phase3a1_gamma, "phase3a2": phase3a2, "phase3a_operator": phase3a_operator,
+}
+
+
+def run_phase(phase: str, argv: Optional[Sequence[str]] = None) -> int:
+    """Run one phase from its arguments (``--config`` + ``--key value`` overrides); returns the exit status
+    (0 gate passed or no gate, 1 gate failed). Raises MyPTInputError for bad input."""
+    name = get_phase(phase).name
+    run = PhaseRun.from_argv(name, argv)
+    PHASE_STEPS[name](run)
+    return run.save()
+
+
+def exit_with_status(main: Callable[[], int]) -> None:
+    """``sys.exit(main())`` with MyPT's exit codes: 2 for bad input, 1 for a failed gate."""
+    try:
+        code = main()
+    except MyPTInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        code = 2
+    except GateFailure as error:
+        print(f"FAIL: {error}", file=sys.stderr)
+        code = 1
+    if _close_process_group():
+        # On CPU (gloo), a rank sometimes aborts during interpreter finalisation ("terminate called without an
+        # active exception") after everything is saved; skip finalisation so the exit status stays the real one.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _close_process_group() -> bool:
+    """Tear down torch.distributed before exit; True when there was a process group."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
+        return True
+    return False
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """``python -m mypt_hf.phases <phase> [--config NAME|FILE] [--key value ...]``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: python -m mypt_hf.phases <phase> [--config NAME|FILE] [--key value ...]\n"
+              f"phases: {', '.join(PHASE_STEPS)}")
+        sys.exit(0 if argv else 2)
+    exit_with_status(lambda: run_phase(argv[0], argv[1:]))
+
+
+__all__ = ["PHASE_STEPS", "run_phase", "exit_with_status", "main", *PHASE_STEPS]

@@ -1,0 +1,322 @@
+"""One phase run: config → model → (the phase's data) → prepare → train → gate → save.
+
+:class:`PhaseRun` holds the pieces; a phase's own steps (:mod:`mypt_hf.phases.recipes`) only build its episodes
+and call these methods in order::
+
+    run = PhaseRun.from_argv("phase3a1_alpha", argv)           # --config yaml + CLI overrides
+    episodes = format_lock(mode="minimal", math="exclude", seed=run.data.episode_seed)
+    run.prepare(episodes, sources=[...])                         # tokenize, mask, pack (mypt_hf.data.prepare)
+    run.train()                                                  # the shared train-and-save path
+    run.gate()                                                   # run_eval_suite, the phase's buckets gated
+    return run.save()                                            # model card, plots, exit status
+
+Output directory (``--output_dir``): the Hub-style model (safetensors, tokenizer with chat template,
+generation_config), ``README.md`` (model card), ``loss.png``, ``gates.png``, ``gate_report.json``,
+``timings.json``, ``data/`` (the prepared dataset) and the trainer's ``checkpoint-*`` folders.
+
+Processes: under ``accelerate launch`` every rank runs the same calls; accelerate's ``PartialState`` decides who
+writes (the main process builds and saves the data first, the others then load it; only the main process gates
+and writes the card).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from ..errors import MyPTInputError
+from .registry import PHASES
+from .settings import PhaseConfig, parse_phase_args
+
+logger = logging.getLogger(__name__)
+
+
+def default_init_from_model(phase: str, output_dir: str) -> Optional[Path]:
+    """The previous phase's output directory: a sibling of this phase's output directory."""
+    previous = PHASES[phase].previous
+    if previous is None:
+        return None
+    return Path(output_dir).resolve().parent / previous
+
+
+def apply_gates(report: Dict[str, Any], gated: Sequence[str]) -> Dict[str, Any]:
+    """Mark only ``gated`` buckets (letters or names) as gating and recompute the overall verdict."""
+    from ..evaluation.suite import resolve_buckets
+
+    names = set(resolve_buckets(list(gated)))
+    for name, bucket in report["buckets"].items():
+        bucket["gated"] = name in names
+    report["passed"] = all(b["verdict"] == "PASS" for b in report["buckets"].values() if b["gated"])
+    report["gated_buckets"] = [n for n in report["buckets"] if n in names]
+    return report
+
+
+def source_row(name: str, dataset: Any, share: Optional[float] = None, settings: str = "") -> Dict[str, Any]:
+    """A row of the model card's data table."""
+    return {"name": name, "rows": len(dataset), "share": share, "settings": settings}
+
+
+@dataclass(frozen=True)
+class MixPart:
+    """One source of a phase's mix: ``name`` goes into ``_meta.mix_source``, ``label`` and ``settings``
+    into the model card's data table, ``share`` is its share of the mixed output."""
+
+    name: str
+    label: str
+    episodes: Any
+    share: float
+    settings: str = ""
+
+
+def _state() -> Any:
+    from accelerate import PartialState
+
+    return PartialState()
+
+
+class PhaseRun:
+    """One phase: its config, model, tokenizer, prepared data, trainer and gate report."""
+
+    def __init__(self, config: PhaseConfig) -> None:
+        self.started = time.perf_counter()
+        self.config = config
+        self.phase = config.phase
+        self.model_args, self.data, self.args = config.model, config.data, config.train
+        self.output_dir = Path(self.args.output_dir)
+        self.sources: List[Dict[str, Any]] = []
+        self.report: Optional[Dict[str, Any]] = None
+        self.trainer = None
+        self.metadata = None
+        self.timings: Dict[str, float] = {}
+        self._saved_model: Any = None  # the full saved model that the main process evaluates under FSDP
+        self._load_model()
+
+    @classmethod
+    def from_argv(cls, phase: str, argv: Optional[Sequence[str]] = None) -> "PhaseRun":
+        """Parse arguments (see :func:`~mypt_hf.phases.settings.parse_phase_args`) and load the starting model."""
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+        return cls(parse_phase_args(phase, argv))
+
+    def group(self, name: str) -> Any:
+        """This phase's data settings group ``name`` (``copy``, ``tiny_base``, ``echo``, ``operator``)."""
+        return self.config.group(name)
+
+    @property
+    def is_main_process(self) -> bool:
+        return _state().is_main_process
+
+    def log(self, message: str) -> None:
+        """Print ``[phase] message`` on the main process."""
+        if self.is_main_process:
+            print(f"[{self.phase.name}] {message}", flush=True)
+
+    # ---- model -------------------------------------------------------------------------------------
+    def _load_model(self) -> None:
+        from ..training.modeling import build_fresh_model, load_model_for_training
+
+        init = self.args.init_from_model
+        if init is None and self.model_args.require_init_from_model:
+            raise MyPTInputError("this config fine-tunes a converted MyPT base model: pass --init_from_model <dir> "
+                                 "(see `mypt-hf convert`)", field="init_from_model")
+        if init is None and self.phase.previous is not None:
+            init = default_init_from_model(self.phase.name, str(self.output_dir))
+            if not Path(init).is_dir():
+                raise MyPTInputError(f"no starting model: the previous phase's output is missing; run "
+                                     f"{self.phase.previous} first or pass --init_from_model",
+                                     path=str(init), field="init_from_model")
+            self.args.init_from_model = str(init)
+        if init is not None:
+            self.model, self.tokenizer = load_model_for_training(init, dropout=self.model_args.dropout)
+            self.log(f"starting from {init}")
+        else:
+            self.model, self.tokenizer = build_fresh_model(self.model_args, seed=self.args.seed)
+            n = sum(p.numel() for p in self.model.parameters())
+            self.log(f"fresh model: {self.model_args.num_hidden_layers} layers x {self.model_args.hidden_size} "
+                     f"wide, {n / 1e6:.2f}M parameters, tokenizer {self.model_args.tokenizer} ({len(self.tokenizer)})")
+
+    # ---- data --------------------------------------------------------------------------------------
+    def prepare(self, train_episodes: Any, val_episodes: Any = None,
+                sources: Optional[Sequence[Mapping[str, Any]]] = None) -> Tuple[Any, Any]:
+        """Tokenize, mask and pack the episodes into ``<output_dir>/data`` (mypt_hf.data.prepare) with this
+        phase's PrepareConfig; ``val_episodes`` replace the seeded validation split."""
+        from ..data.prepare import prepare_dataset
+
+        return self._write_data(lambda: prepare_dataset(train_episodes, self.tokenizer, self.config.prepare_config(),
+                                                        val_file=val_episodes, verbose=True), sources)
+
+    def use_dataset(self, dataset: Any, metadata: Any,
+                    sources: Optional[Sequence[Mapping[str, Any]]] = None) -> Tuple[Any, Any]:
+        """Save an already tokenized ``(DatasetDict, PreparedMetadata)`` to ``<output_dir>/data`` and train on it,
+        as :meth:`prepare` does for episodes (e.g. the tiny base's copy-pretraining rows)."""
+        return self._write_data(lambda: (dataset, metadata), sources)
+
+    def _write_data(self, build: Any, sources: Optional[Sequence[Mapping[str, Any]]]) -> Tuple[Any, Any]:
+        """The main process builds the prepared data, adds the copy replay when configured and saves it to
+        ``<output_dir>/data`` (with ``data_sources.json``); then every process loads it from there."""
+        from ..data.prepare import load_prepared, save_prepared
+        from ..io_utils import write_json
+
+        t0 = time.perf_counter()
+        self.sources = [dict(s) for s in (sources or [])]
+        data_dir = self.output_dir / "data"
+        state = _state()
+        with state.main_process_first():
+            if state.is_main_process:
+                dataset, metadata = build()
+                if self.group("copy").copy_replay_share:
+                    dataset, metadata = self._add_copy_replay(dataset, metadata)
+                save_prepared(dataset, metadata, data_dir, overwrite=True)
+                self.log(f"saved {data_dir}")
+                write_json(self.output_dir / "data_sources.json", self.sources)
+            self.dataset, self.metadata = load_prepared(data_dir)
+        self.timings["data_s"] = time.perf_counter() - t0
+        return self.dataset, self.metadata
+
+    def _add_copy_replay(self, dataset: Any, metadata: Any) -> Tuple[Any, Any]:
+        """Mix copy-pretraining rows into the prepared data (``copy_replay_share``) and add their row to the
+        model card's data table."""
+        from ..data.copy_pretraining import add_copy_replay
+
+        copy = self.group("copy")
+        dataset, metadata = add_copy_replay(
+            dataset, metadata, self.tokenizer, copy.copy_replay_share, seed=self.data.episode_seed,
+            random_token_share=copy.copy_random_token_share, bare_share=copy.copy_bare_share,
+            framed_share=copy.copy_framed_share)
+        replay, n_train = metadata.copy_replay, len(dataset["train"])
+        self.log(f"copy replay: {replay['rows']} copy-pretraining rows added "
+                 f"({copy.copy_replay_share:.0%} of {n_train} training rows)")
+        self.sources.append({
+            "name": "copy_replay", "rows": replay["rows"], "share": copy.copy_replay_share,
+            "settings": (f"tiny-base copy rows of {replay['block_size']} tokens ({copy.copy_random_token_share:.0%} "
+                         f"random-token repeats, {copy.copy_bare_share:.0%} bare and {copy.copy_framed_share:.0%} "
+                         f"framed copies): {copy.copy_replay_share:.0%} of the {n_train} packed training rows")})
+        return dataset, metadata
+
+    def prepare_mix(self, parts: Sequence[MixPart], default_size: int) -> Tuple[Any, Any]:
+        """Mix ``parts`` by their shares (``mix_target_size`` rows, else ``default_size``), shuffled with the
+        episode seed, and prepare the result; the shares are stated once, for the mix and the model card."""
+        from ..data.mixing import mix
+
+        episodes = mix([part.episodes for part in parts], weights=[part.share for part in parts],
+                       target_size=self.data.mix_target_size or default_size, shuffle=True,
+                       seed=self.data.episode_seed, names=[part.name for part in parts])
+        return self.prepare(episodes, sources=[source_row(part.label, part.episodes, part.share, part.settings)
+                                               for part in parts])
+
+    # ---- training ----------------------------------------------------------------------------------
+    def train(self) -> Any:
+        """Train and save through the shared path (:func:`mypt_hf.training.fit.train_and_save`)."""
+        from ..training.config import resolve_max_steps
+        from ..training.fit import train_and_save
+
+        t0 = time.perf_counter()
+        resolve_max_steps(self.args, self.metadata, num_train_rows=len(self.dataset["train"]))
+        self.log(f"training {self.args.max_steps} steps (coverage {self.args.coverage}), "
+                 f"lr {self.args.learning_rate}, batch {self.args.per_device_train_batch_size}")
+        self.trainer = train_and_save(self.model, self.tokenizer, self.args, self.dataset, self.metadata,
+                                      dataset_dir=str(self.output_dir / "data"))
+        self.timings["train_s"] = time.perf_counter() - t0
+        return self.trainer
+
+    # ---- gate --------------------------------------------------------------------------------------
+    def evaluation_model(self) -> Any:
+        """The trained model for the main process's gate and held-out scoring. Under FSDP with several processes
+        the trainer's module holds only this rank's shard and its forward waits for the other ranks, which do not
+        evaluate; so the main process evaluates the full model that ``train`` has just saved instead."""
+        if self.trainer is None:
+            return self.model
+        if not (getattr(self.trainer, "is_fsdp_enabled", False) and self.args.world_size > 1):
+            return self.trainer.accelerator.unwrap_model(self.trainer.model)
+        if self._saved_model is None:
+            import torch
+            from transformers import AutoModelForCausalLM
+
+            dtype = torch.bfloat16 if self.args.bf16 else torch.float32
+            self._saved_model = AutoModelForCausalLM.from_pretrained(str(self.output_dir), dtype=dtype).to(
+                self.trainer.accelerator.device).eval()
+            self.log(f"FSDP: evaluating the saved full model from {self.output_dir}")
+        return self._saved_model
+
+    def gated_buckets(self) -> Tuple[str, ...]:
+        if self.data.gate_buckets:
+            return tuple(b.strip() for b in self.data.gate_buckets.split(",") if b.strip())
+        return self.phase.gated
+
+    def gate(self) -> Optional[Dict[str, Any]]:
+        """Run every bucket of the eval suite on the trained model (main process only); the phase's buckets gate
+        the verdict. The tiny base is gated by the copy probe instead."""
+        from ..evaluation.suite import format_report, run_eval_suite, write_report
+
+        if not self.is_main_process:
+            return None
+        t0 = time.perf_counter()
+        model = self.evaluation_model()
+        if self.phase.gate_kind == "copy":
+            from ..evaluation.copy_probe import copy_probe, copy_probe_phrases
+
+            base = self.group("tiny_base")
+            self.report = copy_probe(model, self.tokenizer, copy_probe_phrases(base.copy_probe_phrases),
+                                     threshold=base.copy_probe_threshold)
+        else:
+            report = run_eval_suite(model, self.tokenizer, buckets=None, batch_size=self.data.eval_batch_size,
+                                    max_new_tokens=self.args.eval_max_new_tokens, progress=False)
+            self.report = apply_gates(report, self.gated_buckets())
+        self.report["phase"] = self.phase.name
+        write_report(self.report, self.output_dir / "gate_report.json")
+        print(format_report(self.report), flush=True)
+        self.timings["gate_s"] = time.perf_counter() - t0
+        return self.report
+
+    def score_held_out(self, episodes: Any, name: str) -> Optional[Dict[str, Any]]:
+        """Exact match of greedy replies on held-out episodes (e.g. the operator generator's own validation
+        split), recorded under ``held_out`` in the gate report and the model card. Reported, not gated."""
+        from ..evaluation.exact_match import episode_exact_match, format_exact_match
+        from ..evaluation.suite import write_report
+
+        if not self.is_main_process:
+            return None
+        t0 = time.perf_counter()
+        model = self.evaluation_model()
+        result = episode_exact_match(model, self.tokenizer, list(episodes), batch_size=self.data.eval_batch_size,
+                                     max_new_tokens=self.args.eval_max_new_tokens)
+        self.log(f"held-out {name}: " + format_exact_match(result))
+        if self.report is not None:
+            self.report.setdefault("held_out", {})[name] = {k: v for k, v in result.items() if k != "items"}
+            write_report(self.report, self.output_dir / "gate_report.json")
+        self.timings["held_out_s"] = time.perf_counter() - t0
+        return result
+
+    # ---- save --------------------------------------------------------------------------------------
+    def save(self) -> int:
+        """Plots, the model card and timings (main process); returns the exit status (1 when the gate failed and
+        fail_on_gate)."""
+        from ..io_utils import write_text
+        from ..training.fit import write_run_card
+        from ..training.plots import plot_gates
+
+        if not self.is_main_process:
+            return 0
+        history = self.trainer.state.log_history if self.trainer else []
+        if self.report is not None:
+            plot_gates(self.report, self.output_dir / "gates.png", title=self.phase.name)
+        wall = time.perf_counter() - self.started
+        self.timings["wall_s"] = wall
+        write_run_card(self.output_dir, model_name=self.output_dir.name, args=self.args,
+                       model_config=self.model.config, log_history=history, title=self.phase.title,
+                       dataset_rows=self.metadata.card_rows() if self.metadata is not None else None,
+                       data_sources=self.sources, gate_report=self.report, phase=self.phase.title,
+                       wall_time_s=wall, chat=self.phase.gate_kind != "copy")
+        write_text(self.output_dir / "timings.json", json.dumps(self.timings, indent=2) + "\n")
+        verdict = "no gate" if self.report is None else ("PASS" if self.report["passed"] else "FAIL")
+        self.log(f"saved {self.output_dir} | gate {verdict} | wall {wall:.0f}s "
+                 + " ".join(f"{k}={v:.0f}s" for k, v in self.timings.items() if k != "wall_s"))
+        if self.report is not None and not self.report["passed"] and self.data.fail_on_gate:
+            return 1
+        return 0
+
+
+__all__ = ["PhaseRun", "MixPart", "source_row", "apply_gates", "default_init_from_model"]

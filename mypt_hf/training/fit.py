@@ -1,0 +1,59 @@
+"""The one train-and-save path: ``mypt-hf train`` and every phase run call :func:`train_and_save`, then
+:func:`write_run_card` once the run's results are known."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+from .config import MyPTSFTConfig
+
+
+def evaluated_at_end(trainer: Any) -> bool:
+    """Whether the trainer's last evaluation was at its final step (so another would only repeat it)."""
+    steps = [entry.get("step") for entry in trainer.state.log_history if "eval_loss" in entry]
+    return bool(steps) and steps[-1] == trainer.state.global_step
+
+
+def train_and_save(model: Any, tokenizer: Any, args: MyPTSFTConfig, dataset: Any, metadata: Any = None,
+                   dataset_dir: Optional[str] = None) -> Any:
+    """Train ``model`` on a prepared ``dataset`` (``train`` / ``validation`` splits) with MyPTSFTTrainer, evaluate
+    once more when the last step was not evaluated, and save the model to ``args.output_dir``.
+
+    ``args.resume_from_checkpoint`` may be a checkpoint directory or ``"true"`` (the latest under output_dir).
+    An empty validation split switches evaluation off. Returns the trainer.
+    """
+    from .trainer import MyPTSFTTrainer
+
+    validation = dataset["validation"] if "validation" in dataset and len(dataset["validation"]) else None
+    if validation is None:
+        args.eval_strategy = "no"
+    trainer = MyPTSFTTrainer(model=model, args=args, train_dataset=dataset["train"], eval_dataset=validation,
+                             processing_class=tokenizer, dataset_metadata=metadata, dataset_dir=dataset_dir)
+    resume = args.resume_from_checkpoint
+    if isinstance(resume, str) and resume.lower() == "true":
+        resume = True
+    trainer.train(resume_from_checkpoint=resume)
+    if validation is not None and not evaluated_at_end(trainer):
+        trainer.evaluate()
+    trainer.save_model(args.output_dir)
+    return trainer
+
+
+def write_run_card(output_dir: str | Path, *, model_name: str, args: Any, model_config: Any,
+                   log_history: Sequence[Mapping[str, Any]], dataset_rows: Optional[Mapping[str, Any]] = None,
+                   title: Optional[str] = None, **card: Any) -> None:
+    """The loss plot and the model card (README.md) of a finished run, written once per run by the main process.
+
+    ``card`` goes to :func:`~mypt_hf.training.model_card.write_model_card` (data sources, gate report, wall time...).
+    """
+    from .model_card import write_model_card
+    from .plots import plot_loss
+
+    output_dir = Path(output_dir)
+    plot_loss(list(log_history), output_dir / "loss.png", title=title or model_name)
+    write_model_card(output_dir, model_name=model_name, args=args, dataset_metadata=dict(dataset_rows or {}),
+                     log_history=list(log_history), model_config=model_config, **card)
+
+
+__all__ = ["evaluated_at_end", "train_and_save", "write_run_card"]
