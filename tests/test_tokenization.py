@@ -262,6 +262,19 @@ def test_embedded_layout_and_speed():
     assert len(default) == tm.EMBEDDED_DEFAULT_VOCAB_SIZE + len(TAG_STRINGS)
 
 
+@pytest.mark.parametrize("unk", [None, "[UNK]"])
+def test_stop_token_ids_refuse_a_tokenizer_without_the_tags(unk):
+    """A plain lookup would give the unknown-token id (or None); generation would then stop on it."""
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"[UNK]": 0, "a": 1, EOT: 2}  # only one of the two stop tags
+    plain = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="[UNK]")),
+                                    unk_token=unk)
+    with pytest.raises(MyPTInputError, match="not a MyPT tokenizer"):
+        tm.stop_token_ids(plain)
+
+
 def test_embedded_too_large_vocab_is_a_clear_error():
     with pytest.raises(ValueError, match="at most"):
         tm.build_embedded_tokenizer(10_000_000)
