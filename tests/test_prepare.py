@@ -85,6 +85,10 @@ def test_system_prompt_override_and_drop(gpt2):
     assert text(keep).startswith("<myPT_system>Custom.</myPT_system><myPT_user>")
     assert text(over).startswith("<myPT_system>You are MyPT.</myPT_system><myPT_user>")
     assert text(drop).startswith("<myPT_user>Say OK.</myPT_user>")
+    # a realistic system prompt (over 24 characters, with ":" and "/") once broke datasets' fingerprint check
+    prompt = "Be brief: answer in one line, or say 'I don't know' / 'unsure'."
+    real, _ = prepare_dataset(ep, gpt2, config=PrepareConfig(val_split=0.0, system_prompt=prompt), verbose=False)
+    assert text(real).startswith(f"<myPT_system>{prompt}</myPT_system><myPT_user>")
 
 
 def test_fast_encoder_equals_apply_chat_template(gpt2, parity_dir):
