@@ -134,7 +134,8 @@ def test_cli_writes_files_and_metadata(gpt2_tiktoken_path, tmp_path):
 
 
 @pytest.mark.parametrize("extra", [["--seed_val", "42"], ["--word_dist", "0.5,nope"], ["--max_words", "7"],
-                                   ["--n_train", "99999999", "--max_words", "1", "--word_dist", "1"]])
+                                   ["--n_train", "99999999", "--max_words", "1", "--word_dist", "1"],
+                                   ["--n_train", "0"], ["--n_val", "0"]])
 def test_cli_errors_exit_2_nothing_written(gpt2_tiktoken_path, tmp_path, extra):
     out = tmp_path / "ops"
     assert main(["generate-operators", "--output_dir", str(out), "--tokenizer", str(gpt2_tiktoken_path)] + extra) == 2

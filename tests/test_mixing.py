@@ -100,6 +100,14 @@ def test_cli_bad_weights_exit_2(tmp_path, weights):
     assert not out.exists() and not out.parent.exists()
 
 
+def test_cli_output_equal_to_an_input_is_refused_and_the_input_kept(tmp_path, capsys):
+    a, b = _write(tmp_path / "a.jsonl", "a", 10), _write(tmp_path / "b.jsonl", "b", 10)
+    before = a.read_bytes()
+    assert main(["mix", "--inputs", str(a), str(b), "--output", str(tmp_path / "." / "a.jsonl")]) == 2
+    assert "one of the inputs" in capsys.readouterr().err and a.read_bytes() == before
+    assert not (tmp_path / "a.mix_meta.json").exists()
+
+
 def test_cli_missing_input_exit_2(tmp_path):
     a = _write(tmp_path / "a.jsonl", "a", 10)
     out = tmp_path / "m.jsonl"

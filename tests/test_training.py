@@ -405,6 +405,11 @@ def test_train_command_and_unknown_config_key(tmp_path, tokenizer):
     assert main(["train", "--dataset_dir", str(data), "--config_file", str(config), "--output_dir", str(out),
                  "--learning_rate", "0.001"]) == 0
     assert (out / "model.safetensors").is_file() and (out / "loss.png").is_file()
+    # fine-tuning into the starting model's own directory would overwrite it: refused, the model untouched
+    weights = (out / "model.safetensors").read_bytes()
+    assert main(["train", "--dataset_dir", str(data), "--init_from_model", str(out), "--output_dir",
+                 str(tmp_path / "." / "model"), "--max_steps", "1"]) == 2
+    assert (out / "model.safetensors").read_bytes() == weights
     config.write_text("max_iters: 2\nlearnign_rate: 0.1\n")
     assert main(["train", "--dataset_dir", str(data), "--config_file", str(config), "--output_dir",
                  str(tmp_path / "m2")]) == 2

@@ -44,6 +44,9 @@ def run(args) -> int:
     for path in paths:
         if not path.is_file():
             raise MyPTInputError("input file not found", path=str(path))
+    if Path(args.output).resolve() in {path.resolve() for path in paths}:
+        raise MyPTInputError("--output is one of the inputs; writing it would replace that input",
+                             path=args.output, field="--output")
     sets = [load_episodes_jsonl(path) for path in paths]
     if args.weights is not None:
         weights = list(args.weights)

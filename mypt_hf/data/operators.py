@@ -350,10 +350,10 @@ def check_operator_args(n_train: int, n_val: int, max_words: int, max_tokens: in
         raise MyPTInputError(f"novel_word_share must be a number in 0..1, got {novel_word_share!r}",
                              field="novel_word_share")
     for name, value in (("n_train", n_train), ("n_val", n_val)):
-        if not isinstance(value, int) or value < 0:
-            raise MyPTInputError(f"{name} must be a non-negative integer, got {value!r}", field=name)
-    if n_train + n_val == 0:
-        raise MyPTInputError("n_train + n_val must be positive", field="n_train")
+        # an empty split cannot be written as a datasets split with the other's features ("Keys mismatch")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise MyPTInputError(f"{name} must be a positive integer (each split needs an episode), got {value!r}",
+                                 field=name)
     if not isinstance(max_tokens, int) or max_tokens < 1:
         raise MyPTInputError(f"max_tokens must be a positive integer, got {max_tokens!r}", field="max_tokens")
     if seed_train == seed_val:

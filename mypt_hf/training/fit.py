@@ -23,8 +23,12 @@ def train_and_save(model: Any, tokenizer: Any, args: MyPTSFTConfig, dataset: Any
     ``args.resume_from_checkpoint`` may be a checkpoint directory or ``"true"`` (the latest under output_dir).
     An empty validation split switches evaluation off. Returns the trainer.
     """
+    from ..errors import MyPTInputError
     from .trainer import MyPTSFTTrainer
 
+    if args.init_from_model and Path(args.init_from_model).resolve() == Path(args.output_dir).resolve():
+        raise MyPTInputError("output_dir is the init_from_model directory; saving would overwrite the starting "
+                             "model: choose another output_dir", path=str(args.output_dir), field="output_dir")
     validation = dataset["validation"] if "validation" in dataset and len(dataset["validation"]) else None
     if validation is None:
         args.eval_strategy = "no"
