@@ -240,6 +240,10 @@ def test_cli_unknown_pack_field_and_existing_output(tmp_path, capsys):
     assert cli_main(["prepare-chat-sft", "--input", str(path), "--output_dir", str(out), "--enable_packing",
                      "--pack_by_field", "_meta.nope", "-q"]) == 2
     assert "unknown pack field" in capsys.readouterr().err and not out.exists()
+    for bad, message in ((["--pack_by_field", "_meta.operator"], "needs --enable_packing"),
+                         (["--num_proc", "0"], "num_proc must be a positive integer")):
+        assert cli_main(["prepare-chat-sft", "--input", str(path), "--output_dir", str(out), "-q", *bad]) == 2
+        assert message in capsys.readouterr().err and not out.exists()
     assert cli_main(["prepare-chat-sft", "--input", str(path), "--output_dir", str(out), "--val_split", "0",
                      "-q"]) == 0
     stamp = (out / "mypt_metadata.json").read_bytes()

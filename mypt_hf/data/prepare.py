@@ -72,6 +72,10 @@ class PrepareOptions:
             raise MyPTInputError("--system_prompt and --no_system_prompt exclude each other", field="system_prompt")
         if self.system_prompt is not None and not self.system_prompt.strip():
             raise MyPTInputError("--system_prompt is empty", field="system_prompt")
+        if self.pack_by_field and not self.enable_packing:  # it only groups episodes into blocks
+            raise MyPTInputError("--pack_by_field needs --enable_packing", field="pack_by_field")
+        if not isinstance(self.num_proc, int) or self.num_proc < 1:
+            raise MyPTInputError(f"--num_proc must be a positive integer, got {self.num_proc!r}", field="num_proc")
 
     @property
     def system_mode(self) -> str:
