@@ -102,3 +102,25 @@ def test_generate_text_greedy_matches_chat_reply(model, tokenizer):
     assert sampled.startswith(prompt)
     assert sampled == generate_text(model, tokenizer, prompt, temperature=1.0, top_k=20, top_p=0.9,
                                     repetition_penalty=1.1, max_new_tokens=12, seed=3)
+
+
+@pytest.mark.parametrize("flags, field", [
+    (["--temperature", "nan"], "temperature"), (["--temperature", "-0.5"], "temperature"),
+    (["--top_p", "-0.5"], "top_p"), (["--top_p", "1.5"], "top_p"), (["--top_k", "-3"], "top_k"),
+    (["--repetition_penalty", "-2"], "repetition_penalty"), (["--repetition_penalty", "0"], "repetition_penalty"),
+    (["--max_new_tokens", "0"], "max_new_tokens"),
+])
+def test_generate_refuses_bad_sampling_settings(tmp_path, capsys, flags, field):
+    from mypt_hf.cli import main
+
+    assert main(["generate", "--model", str(tmp_path), "--user", "Say Hello.", *flags]) == 2
+    err = capsys.readouterr().err
+    assert f"field '{field}'" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("source", ["--prompt", "--user"])
+def test_generate_refuses_an_empty_prompt(tmp_path, capsys, source):
+    from mypt_hf.cli import main
+
+    assert main(["generate", "--model", str(tmp_path), source, "  "]) == 2
+    assert "the prompt is empty" in capsys.readouterr().err

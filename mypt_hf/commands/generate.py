@@ -35,6 +35,29 @@ def sampling_kwargs(temperature: float, top_k: int, top_p: float, repetition_pen
     return kwargs
 
 
+def check_sampling_args(args: argparse.Namespace) -> None:
+    """Refuse sampling settings that generate() would accept silently or crash on, before a model is loaded."""
+    import math
+
+    from mypt_hf.errors import MyPTInputError
+
+    text = args.prompt if args.prompt is not None else args.user
+    if not text or not text.strip():
+        raise MyPTInputError("the prompt is empty", field="prompt" if args.prompt is not None else "user")
+    if not math.isfinite(args.temperature) or args.temperature < 0:
+        raise MyPTInputError(f"--temperature must be a number >= 0 (0 = greedy), got {args.temperature}",
+                             field="temperature")
+    if args.top_k < 0:
+        raise MyPTInputError(f"--top_k must be >= 0 (0 disables it), got {args.top_k}", field="top_k")
+    if not math.isfinite(args.top_p) or not 0.0 < args.top_p <= 1.0:
+        raise MyPTInputError(f"--top_p must be in (0, 1] (1 disables it), got {args.top_p}", field="top_p")
+    if not math.isfinite(args.repetition_penalty) or args.repetition_penalty <= 0:
+        raise MyPTInputError(f"--repetition_penalty must be > 0 (1 disables it), got {args.repetition_penalty}",
+                             field="repetition_penalty")
+    if args.max_new_tokens < 1:
+        raise MyPTInputError("--max_new_tokens must be >= 1", field="max_new_tokens")
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -47,10 +70,9 @@ def run(args: argparse.Namespace) -> int:
     from mypt_hf.tokenization_mypt import load_tokenizer
     from mypt_hf.tokens import DEFAULT_SYSTEM_PROMPT, STOP_TAG_STRINGS
 
+    check_sampling_args(args)
     if not (Path(args.model) / "config.json").is_file():
         raise MyPTInputError("not a saved model directory (no config.json)", path=args.model, field="model")
-    if args.max_new_tokens < 1:
-        raise MyPTInputError("--max_new_tokens must be >= 1", field="max_new_tokens")
     tokenizer = load_tokenizer(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
     model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
