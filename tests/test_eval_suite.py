@@ -137,3 +137,16 @@ def test_cli_eval_exit_0_when_gates_pass_and_2_on_bad_input(model_dir, tmp_path)
     assert main(["eval", "--model", str(model_dir), "--buckets", "Z", "--no_progress"]) == 2
     assert main(["eval", "--model", str(tmp_path / "missing"), "--no_progress"]) == 2
     assert main(["eval", "--model", str(model_dir), "--threshold", "C=2", "--no_progress"]) == 2
+
+
+@pytest.mark.parametrize("flags, field", [(["--batch_size", "0"], "batch_size"), (["--max_new_tokens", "0"],
+                                                                                 "max_new_tokens"),
+                                          (["--device", "bogus"], "device"), (["--device", "cuda:7"], "device")])
+def test_cli_eval_refuses_bad_numbers_and_devices(model_dir, capsys, flags, field):
+    import torch
+
+    if field == "device" and "cuda" in flags[1] and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["eval", "--model", str(model_dir), "--buckets", "A", *flags]) == 2
+    err = capsys.readouterr().err
+    assert f"field '{field}'" in err and "Traceback" not in err

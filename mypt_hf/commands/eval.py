@@ -54,16 +54,39 @@ def load_model_and_tokenizer(model_dir: str, tokenizer_spec=None, device=None):
 
     if not Path(model_dir).is_dir():
         raise MyPTInputError("model directory not found", path=model_dir)
+    device = resolve_device(device)
     tokenizer = load_tokenizer(tokenizer_spec if tokenizer_spec else model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval(), tokenizer
+
+
+def resolve_device(device=None):
+    """``device`` as a torch.device (default: cuda when available, else cpu); MyPTInputError for a name torch
+    does not know or a CUDA device on a machine without one."""
+    import torch
+
+    from mypt_hf.errors import MyPTInputError
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise MyPTInputError(f"unknown device {device!r} (e.g. cpu, cuda, cuda:1)", field="device") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise MyPTInputError(f"--device {device}: no CUDA device on this machine (use cpu)", field="device")
+    return resolved
 
 
 def run(args: argparse.Namespace) -> int:
     from mypt_hf.errors import GateFailure
     from mypt_hf.evaluation.suite import format_report, resolve_buckets, run_eval_suite, write_report
 
+    from mypt_hf.errors import MyPTInputError
+
+    if args.batch_size < 1 or args.max_new_tokens < 1:
+        name = "batch_size" if args.batch_size < 1 else "max_new_tokens"
+        raise MyPTInputError(f"--{name} must be >= 1, got {getattr(args, name)}", field=name)
     buckets = resolve_buckets(args.buckets.split(",")) if args.buckets else None
     thresholds = _parse_thresholds(args.threshold)
     model, tokenizer = load_model_and_tokenizer(args.model, args.tokenizer, args.device)
