@@ -14,25 +14,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import sys
 from pathlib import Path
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fingerprints(output_root: Path) -> list[str]:
     """``phase/relative/path sha256`` for the arrow shards and the safetensors weights of every phase dir."""
+    from mypt_hf.io_utils import sha256_file
+
     lines = []
     for phase_dir in sorted(p for p in output_root.iterdir() if p.is_dir()):
         files = sorted(phase_dir.glob("data/*/*.arrow")) + sorted(phase_dir.glob("*.safetensors"))
-        lines += [f"{f.relative_to(output_root)} {sha256(f)}" for f in files]
+        lines += [f"{f.relative_to(output_root)} {sha256_file(f)}" for f in files]
     return lines
 
 

@@ -4,6 +4,7 @@ and files (:func:`atomic_write`, :func:`write_text`) and output directories that
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -44,6 +45,15 @@ def read_jsonl(path: PathLike) -> List[Dict[str, Any]]:
     if not rows:
         raise MyPTInputError("file holds no rows", path=str(path))
     return rows
+
+
+def sha256_file(path: PathLike) -> str:
+    """The sha256 hex digest of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def dumps_jsonl_row(row: Dict[str, Any]) -> str:

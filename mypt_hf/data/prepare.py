@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple,
 import numpy as np
 
 from ..errors import GateFailure, MyPTInputError
-from ..io_utils import PathLike, atomic_output_dir
+from ..io_utils import PathLike, atomic_output_dir, sha256_file
 from .metadata import METADATA_FILE, SCHEMA, PreparedMetadata, TokenizerRecord
 from .packing import IGNORE_INDEX, build_blocks, pack_lengths, packing_stats
 
@@ -94,19 +94,11 @@ class PrepareConfig(PrepareOptions):
 # inputs
 # --------------------------------------------------------------------------------------------------
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _sha256_dir(path: Path) -> str:
     digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         digest.update(str(file.relative_to(path)).encode())
-        digest.update(_sha256_file(file).encode())
+        digest.update(sha256_file(file).encode())
     return digest.hexdigest()
 
 
@@ -201,7 +193,7 @@ def load_episode_input(spec: InputSpec) -> Tuple["datasets.Dataset", Dict[str, A
     if not path.exists():
         raise MyPTInputError("input not found", path=str(path))
     ds = load_episodes_jsonl(path)
-    return ds, {"kind": "jsonl", "path": str(path), "sha256": _sha256_file(path), "rows": len(ds)}
+    return ds, {"kind": "jsonl", "path": str(path), "sha256": sha256_file(path), "rows": len(ds)}
 
 
 def load_episode_inputs(specs: Sequence[InputSpec]) -> Tuple["datasets.Dataset", List[Dict[str, Any]]]:  # noqa: F821
