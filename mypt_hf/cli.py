@@ -3,7 +3,8 @@
 Each subcommand lives in ``mypt_hf/commands/<name>.py`` (underscores become dashes) and defines
 ``HELP`` (one line), ``run(args) -> int`` and either ``add_arguments(parser)`` or
 ``build_parser(prog) -> argparse.ArgumentParser`` (e.g. an ``HfArgumentParser``); ``run`` gets what that
-parser's ``parse_args`` returns. Exit codes: 0 success, 1 a check or gate failed, 2 bad input.
+parser's ``parse_args`` returns. Exit codes (:mod:`mypt_hf.exit_codes`): 0 success, 1 a check or gate failed,
+2 bad input, 3 an internal error (traceback in a log file; ``--debug`` anywhere on the line prints it).
 
 Startup is instant: importing this module and building parsers imports no torch. Command modules import
 heavy libraries inside ``run``; the top-level parser only lists the subcommands with their ``HELP`` lines,
@@ -21,7 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from . import commands as _commands_package
 from . import defer_auto_registration
-from .errors import GateFailure, MyPTInputError
+from .exit_codes import DEBUG_FLAG, call_with_exit_codes, pop_debug_flag
 
 PROG = "mypt-hf"
 DESCRIPTION = "MyPT Phase 3a SFT on the Hugging Face stack."
@@ -56,7 +57,10 @@ def build_command_parser(command: str) -> argparse.ArgumentParser:
 
 
 def _top_parser() -> Tuple[argparse.ArgumentParser, Any]:
-    parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION)
+    parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION,
+                                     epilog=f"exit status: 0 ok, 1 a gate/check failed, 2 bad input, 3 internal error "
+                                            f"({DEBUG_FLAG} prints its traceback)")
+    parser.add_argument(DEBUG_FLAG, action="store_true", help="print the traceback of an error (anywhere on the line)")
     return parser, parser.add_subparsers(dest="command", metavar="<subcommand>")
 
 
@@ -79,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``mypt-hf`` console script."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, debug = pop_debug_flag(sys.argv[1:] if argv is None else argv)
     modules = _command_modules()
     command = argv[0] if argv and argv[0] in modules else None
     # Parsers may load transformers (HfArgumentParser); that must not import torch for --help, so the Auto-class
@@ -94,14 +98,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
         module = _load(modules[command])
         args = _command_parser(module, f"{PROG} {command}").parse_args(argv[1:])
-    try:
-        return int(module.run(args) or 0)
-    except MyPTInputError as error:
-        print(f"{PROG} {command}: error: {error}", file=sys.stderr)
-        return 2
-    except GateFailure as error:
-        print(f"{PROG} {command}: FAIL: {error}", file=sys.stderr)
-        return 1
+    return call_with_exit_codes(lambda: module.run(args), prog=f"{PROG} {command}", debug=debug)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence
 
-from ..errors import GateFailure, MyPTInputError
+from ..exit_codes import call_with_exit_codes, pop_debug_flag
 from .registry import get_phase
 from .run import MixPart, PhaseRun, source_row
 
@@ -143,16 +144,13 @@ def run_phase(phase: str, argv: Optional[Sequence[str]] = None) -> int:
     return run.save()
 
 
-def exit_with_status(main: Callable[[], int]) -> None:
-    """``sys.exit(main())`` with MyPT's exit codes: 2 for bad input, 1 for a failed gate."""
-    try:
-        code = main()
-    except MyPTInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        code = 2
-    except GateFailure as error:
-        print(f"FAIL: {error}", file=sys.stderr)
-        code = 1
+def exit_with_status(main: Callable[[], int], prog: Optional[str] = None, debug: Optional[bool] = None) -> None:
+    """``sys.exit(main())`` with MyPT's exit codes (:mod:`mypt_hf.exit_codes`): 1 a failed gate, 2 bad input,
+    3 an internal error. ``debug=None``: ``--debug`` in ``sys.argv`` (removed before ``main`` reads the command
+    line) turns on tracebacks."""
+    if debug is None:
+        sys.argv[1:], debug = pop_debug_flag(sys.argv[1:])
+    code = call_with_exit_codes(main, prog=prog or Path(sys.argv[0]).name, debug=debug)
     if _close_process_group():
         # On CPU (gloo), a rank sometimes aborts during interpreter finalisation ("terminate called without an
         # active exception") after everything is saved; skip finalisation so the exit status stays the real one.
@@ -177,12 +175,13 @@ def _close_process_group() -> bool:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """``python -m mypt_hf.phases <phase> [--config NAME|FILE] [--key value ...]``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, debug = pop_debug_flag(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: python -m mypt_hf.phases <phase> [--config NAME|FILE] [--key value ...]\n"
               f"phases: {', '.join(PHASE_STEPS)}")
         sys.exit(0 if argv else 2)
-    exit_with_status(lambda: run_phase(argv[0], argv[1:]))
+    exit_with_status(lambda: run_phase(argv[0], argv[1:]), prog=f"python -m mypt_hf.phases {argv[0]}",
+                     debug=debug)
 
 
 __all__ = ["PHASE_STEPS", "run_phase", "exit_with_status", "main", *PHASE_STEPS]
