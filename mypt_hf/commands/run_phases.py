@@ -32,6 +32,10 @@ def add_arguments(parser) -> None:
                              "default: fresh for tiny_base, else <output_root>/<previous phase>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key in every phase that has it (repeatable), e.g. --set max_steps=10")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted chain under --output_root with the same options: finished "
+                             "phases are kept (their saved gate reports), the interrupted phase continues from its "
+                             "newest complete checkpoint, the later phases run")
     parser.add_argument("--stop_on_fail", action="store_true",
                         help="stop after the first phase that fails its gate (default: go on and report FAIL)")
 

@@ -35,6 +35,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import GateFailure, MyPTInputError
 from .registry import BASE_PHASE, CHAIN, PHASES, config_path, packaged_config_dir, resolve_phases
+from .resume import ResumeDecision, mark_done, mark_started, plan_resume, remove_unusable_checkpoints
 from .report import SUMMARY_NAME, gated_rates, phase_result, upstream_rows, write_summary
 
 # set by the chain itself; an override of these would break "each phase from the previous phase's output"
@@ -112,10 +113,31 @@ def _plan(phases: List[str], config_dir: Path, config_suffix: str, output_root: 
     return plan
 
 
+def _run_one(phase: str, argv: List[str], row: Dict[str, Any]) -> Tuple[int, Optional[BaseException], float]:
+    """Run one phase in this process; fills ``row``'s wall time, exit code and error. Returns the exit code, the
+    exception that must stop the chain (bad input or a crash) if any, and the wall-clock start time."""
+    from .recipes import run_phase
+
+    t0, wall0 = time.perf_counter(), time.time()
+    stop: Optional[BaseException] = None
+    try:
+        code = int(run_phase(phase, argv) or 0)
+    except GateFailure as error:
+        code, row["error"] = 1, str(error)
+    except MyPTInputError as error:
+        code, row["error"], stop = 2, str(error), error
+    except Exception as error:  # noqa: BLE001 - reported in the summary, then re-raised by the chain
+        code, row["error"], stop = 3, f"{type(error).__name__}: {error}", error
+    gc.collect()
+    row["wall_s"] = time.perf_counter() - t0
+    row["exit_code"] = code
+    return code, stop, wall0
+
+
 def run_phases(phases: Optional[Sequence[str] | str] = None, config_dir: Optional[str | Path] = None,
                output_root: str | Path = "outputs/tiny", overrides: Optional[Sequence[str] | Mapping[str, Any]] = None,
-               stop_on_fail: bool = False, config_suffix: str = "", init_from_model: Optional[str] = None
-               ) -> Dict[str, Any]:
+               stop_on_fail: bool = False, config_suffix: str = "", init_from_model: Optional[str] = None,
+               resume: bool = False) -> Dict[str, Any]:
     """Run the chosen phases in chain order; returns the summary (also written to ``output_root``).
 
     ``config_dir``: the ``<phase><suffix>.yaml`` configs (default: the ones shipped with the package);
@@ -123,11 +145,11 @@ def run_phases(phases: Optional[Sequence[str] | str] = None, config_dir: Optiona
     is an error); ``init_from_model`` is the
     first phase's starting model (needed for the ``_750M`` configs). Raises MyPTInputError for bad input before
     training anything. ``summary["passed"]`` is true only when every phase ran and passed its gate.
+    ``resume``: continue an interrupted chain under ``output_root`` (:mod:`mypt_hf.phases.resume`): finished
+    phases are kept, the interrupted one continues from its newest complete checkpoint, the rest run.
     """
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
-
-    from .recipes import run_phase
 
     names = resolve_phases(phases, init_from_model)
     config_dir = Path(config_dir) if config_dir is not None else packaged_config_dir()
@@ -146,6 +168,7 @@ def run_phases(phases: Optional[Sequence[str] | str] = None, config_dir: Optiona
     summary: Dict[str, Any] = {
         "output_root": str(output_root), "config_dir": str(config_dir.resolve()), "config_suffix": config_suffix,
         "overrides": [arg for key, value in pairs for arg in (f"--{key}", value)], "stop_on_fail": stop_on_fail,
+        "resume": resume,
         "passed": False, "total_wall_s": 0.0,
         "upstream_phases": upstream_rows(output_root, plan[0], config_suffix) if state.is_main_process else [],
         "phases": [{"phase": e["phase"], "title": PHASES[e["phase"]].title, "output_dir": e["output_dir"],
@@ -154,34 +177,47 @@ def run_phases(phases: Optional[Sequence[str] | str] = None, config_dir: Optiona
                    for e in plan],
     }
     n = len(plan)
+    decisions = [ResumeDecision("run") for _ in plan]
+    if resume:  # decided once, on the main process, before anything changes on disk
+        decisions = broadcast_object_list([plan_resume(plan) if state.is_main_process else None])[0]
+        if all(d.action == "run" and not d.notes for d in decisions):
+            say(f"[chain] --resume: no finished or interrupted phase of this chain under {output_root}; "
+                "every phase runs")
     stop_reason: Optional[BaseException] = None
-    for index, (entry, row) in enumerate(zip(plan, summary["phases"]), start=1):
-        source = entry["init_from_model"] or "a fresh model"
-        say(f"[chain {index}/{n}] {entry['phase']}: start from {source} -> {entry['output_dir']}")
-        t0, wall0 = time.perf_counter(), time.time()
-        try:
-            code = int(run_phase(entry["phase"], list(entry["argv"])) or 0)
-        except GateFailure as error:
-            code, row["error"] = 1, str(error)
-        except MyPTInputError as error:
-            code, row["error"], stop_reason = 2, str(error), error
-        except Exception as error:  # noqa: BLE001 - reported in the summary, then re-raised below
-            code, row["error"], stop_reason = 3, f"{type(error).__name__}: {error}", error
-        gc.collect()
-        row["wall_s"] = time.perf_counter() - t0
-        row["exit_code"] = code
-        if state.is_main_process:
-            row.update(phase_result(entry, wall0))
-        if code >= 2:
-            row["verdict"] = "ERROR"
-        elif row.get("gate_passed") is None:
-            row["verdict"] = "FAIL" if code else "NO GATE"
+    for index, (entry, row, decision) in enumerate(zip(plan, summary["phases"], decisions), start=1):
+        tag = f"[chain {index}/{n}] {entry['phase']}"
+        for note in decision.notes:
+            say(f"{tag}: {note}")
+        if decision.action == "keep":
+            row.update(decision.row, resumed="kept")
+            say(f"{tag}: kept (finished in an earlier run): {row['verdict']} ({gated_rates(row)})")
         else:
-            row["verdict"] = "PASS" if row["gate_passed"] else "FAIL"
-        # the main process's verdict for every rank; also a sync point after the main process saved the phase
-        row["verdict"] = broadcast_object_list([row["verdict"]])[0]
-        say(f"[chain {index}/{n}] {entry['phase']}: {row['verdict']} in {row['wall_s']:.1f} s "
-            f"({gated_rates(row)})" + (f" - {row['error']}" if row["error"] else ""))
+            argv = list(entry["argv"])
+            if decision.action == "continue":
+                if state.is_main_process:
+                    remove_unusable_checkpoints(entry)
+                argv += ["--resume_from_checkpoint", decision.checkpoint]
+                row["resumed"] = f"continued from {Path(decision.checkpoint).name}"
+            source = entry["init_from_model"] or "a fresh model"
+            say(f"{tag}: start from {source} -> {entry['output_dir']}"
+                + (f" ({row['resumed']})" if decision.action == "continue" else ""))
+            if state.is_main_process:
+                mark_started(entry)
+            code, stop_reason, wall0 = _run_one(entry["phase"], argv, row)
+            if state.is_main_process:
+                row.update(phase_result(entry, wall0))
+            if code >= 2:
+                row["verdict"] = "ERROR"
+            elif row.get("gate_passed") is None:
+                row["verdict"] = "FAIL" if code else "NO GATE"
+            else:
+                row["verdict"] = "PASS" if row["gate_passed"] else "FAIL"
+            # the main process's verdict for every rank; also a sync point after the main process saved the phase
+            row["verdict"] = broadcast_object_list([row["verdict"]])[0]
+            if state.is_main_process and code < 2:
+                mark_done(entry, row)
+            say(f"{tag}: {row['verdict']} in {row['wall_s']:.1f} s "
+                f"({gated_rates(row)})" + (f" - {row['error']}" if row["error"] else ""))
         summary["total_wall_s"] = time.perf_counter() - started
         if state.is_main_process:
             write_summary(output_root, summary)
@@ -210,7 +246,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         output_root = "outputs/tiny" if not args.config_suffix else f"outputs/{args.config_suffix.lstrip('_')}"
     summary = run_phases(phases=args.phases, config_dir=args.config_dir, output_root=output_root,
                          overrides=args.overrides, stop_on_fail=args.stop_on_fail, config_suffix=args.config_suffix,
-                         init_from_model=args.init_from_model)
+                         init_from_model=args.init_from_model, resume=args.resume)
     if not summary["passed"]:
         failed = [f"{row['phase']} {row['verdict']}" for row in summary["phases"] if row["verdict"] != "PASS"]
         raise GateFailure("chain did not pass: " + ", ".join(failed))

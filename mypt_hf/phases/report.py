@@ -67,7 +67,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
              f"`{summary['config_dir']}`; overrides: {' '.join(summary['overrides']) or 'none'}.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for earlier, row in [(True, r) for r in upstream] + [(False, r) for r in rows]:
-        cells = [row["phase"] + (" (earlier run)" if earlier else ""),
+        resumed = row.get("resumed")
+        cells = [row["phase"] + (" (earlier run)" if earlier else f" ({resumed})" if resumed else ""),
                  ", ".join(letters.get(n, n) for n in row["gated_buckets"]) or "-"]
         for name in names:
             bucket = row["buckets"].get(name)
@@ -92,6 +93,9 @@ def format_summary(summary: Mapping[str, Any]) -> str:
              for row in upstream + rows if row["buckets"].get("operators", {}).get("by_operator")]
     if by_op:
         lines += ["", "Operators bucket by operator: " + "; ".join(by_op) + "."]
+    if any(row.get("resumed") for row in rows):
+        lines += ["", "A resumed chain (--resume): \"kept\" rows finished in an earlier run and did not run again; "
+                      "their wall time is that run's."]
     errors = [f"{row['phase']}: {row['error']}" for row in rows if row.get("error")]
     if errors:
         lines += ["", "Errors: " + "; ".join(errors)]

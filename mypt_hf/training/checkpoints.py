@@ -1,0 +1,84 @@
+"""Which of the trainer's ``checkpoint-<step>`` folders can be resumed from.
+
+The Trainer writes a checkpoint in place, in this order (transformers ``Trainer._save_checkpoint``): the model,
+the optimizer and scheduler, the RNG state, and ``trainer_state.json`` last; older checkpoints are rotated away
+only after that. So a process killed during a save leaves the newest folder without a readable
+``trainer_state.json`` while the previous checkpoint is still whole. ``transformers.trainer_utils.get_last_checkpoint``
+picks the highest step regardless, and resuming from a half-written folder crashes; these helpers pick the newest
+*complete* one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+TRAINER_STATE = "trainer_state.json"
+MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def checkpoint_dirs(output_dir: str | Path) -> List[Tuple[int, Path]]:
+    """``(step, path)`` of every ``checkpoint-<step>`` folder under ``output_dir``, oldest first."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), path) for path in root.iterdir()
+             if path.is_dir() and (m := _CHECKPOINT.match(path.name))]
+    return sorted(found)
+
+
+def checkpoint_problem(checkpoint: str | Path) -> Optional[str]:
+    """Why ``checkpoint`` cannot be resumed from (``None`` when it can): the trainer state missing or unreadable,
+    or no model weights, or weights whose safetensors header does not parse (a truncated file)."""
+    path = Path(checkpoint)
+    if not path.is_dir():
+        return "not a directory"
+    state = path / TRAINER_STATE
+    if not state.is_file():
+        return f"no {TRAINER_STATE} (the save did not finish)"
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"{TRAINER_STATE} is not readable JSON (the save did not finish)"
+    weights = [path / name for name in MODEL_FILES if (path / name).is_file()]
+    if not weights:
+        return "no model weights"
+    if weights[0].name == "model.safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(weights[0]), framework="pt") as handle:
+                handle.keys()
+        except Exception as error:  # noqa: BLE001 - safetensors raises its own error types for a bad header
+            return f"model.safetensors is damaged ({error})"
+        size = weights[0].stat().st_size
+        if size < _safetensors_data_end(weights[0]):
+            return "model.safetensors is truncated"
+    return None
+
+
+def _safetensors_data_end(path: Path) -> int:
+    """The byte size the safetensors header promises (8-byte length + header + the last tensor's end offset)."""
+    with path.open("rb") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(length))
+    ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+    return 8 + length + max(ends, default=0)
+
+
+def latest_complete_checkpoint(output_dir: str | Path) -> Tuple[Optional[Path], List[Tuple[Path, str]]]:
+    """The newest checkpoint under ``output_dir`` that can be resumed from, and the newer ones that cannot
+    (``(path, why)``, e.g. the folder a killed process was writing)."""
+    skipped: List[Tuple[Path, str]] = []
+    for _, path in reversed(checkpoint_dirs(output_dir)):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path, skipped
+        skipped.append((path, problem))
+    return None, skipped
+
+
+__all__ = ["checkpoint_dirs", "checkpoint_problem", "latest_complete_checkpoint"]
