@@ -44,9 +44,9 @@ def test_chain_runs_every_phase_each_from_the_previous_output(tmp_path, capsys):
     from mypt_hf.phases.registry import PHASES
 
     root = tmp_path / "chain"
-    code = cli(["run-phases", "--output_root", str(root), *_sets(CUT_DOWN)])
+    code = cli(["run-phases", "--output_root", str(root), "--continue_on_fail", *_sets(CUT_DOWN)])
     out = capsys.readouterr().out
-    assert code == 1  # two steps per phase do not pass the gates; every phase still ran and saved its model
+    assert code == 1  # two steps per phase do not pass the gates; with --continue_on_fail every phase still ran
 
     # one start and one end line per phase, in chain order
     for i, phase in enumerate(PHASE_NAMES, start=1):
@@ -65,6 +65,10 @@ def test_chain_runs_every_phase_each_from_the_previous_output(tmp_path, capsys):
         assert gated == set(report["gated_buckets"]) and len(gated) == len(PHASES[phase].gated)
         card = (out_dir / "README.md").read_text()
         assert "## Evaluation gate" in card and "gates.png" in card and (out_dir / "gates.png").is_file()
+        # the guide's mandatory gate: tie weights and train/eval parity beside the suite, in the report and the card
+        assert {name: check["verdict"] for name, check in report["checks"].items()} == {
+            "tie_weights": "PASS", "train_eval_parity": "PASS"}, phase
+        assert "- tie_weights: **PASS**" in card and "- train_eval_parity: **PASS**" in card
         # where the phase started from, as the phase itself recorded it (model card and the trainer's arguments)
         recorded = torch.load(out_dir / "training_args.bin", weights_only=False).init_from_model
         if previous is None:
@@ -91,15 +95,15 @@ def test_chain_runs_every_phase_each_from_the_previous_output(tmp_path, capsys):
     md = (root / "chain_summary.md").read_text()
     rows = [line for line in md.splitlines() if line.startswith(("| phase3a", "| tiny_base"))]
     assert [line.split("|")[1].strip() for line in rows] == PHASE_NAMES
-    assert all("FAIL" in line and "*" in line for line in rows)
+    assert all("FAIL" in line and "*" in line and "| PASS / PASS |" in line for line in rows)
     assert "| phase3a_operator | A, E |" in md and "| phase3a2 | A, B, C, D |" in md
     assert "**total**" in md and "format_strict (A)" in md and "operators (E)" in md and "| tiny_base | copy |" in md
     assert md.splitlines()[0] in out  # the table is printed too
     assert summary["upstream_phases"] == [] and "earlier run" not in md
     first_run_alpha = summary["phases"][1]
 
-    # a later start: β from the α output already under this root; --stop_on_fail skips γ
-    code = cli(["run-phases", "--output_root", str(root), "--phases", "gamma,beta", "--stop_on_fail",
+    # a later start: β from the α output already under this root; β's failed gate stops the chain (the default)
+    code = cli(["run-phases", "--output_root", str(root), "--phases", "gamma,beta",
                 *_sets(CUT_DOWN)])
     assert code == 1
     summary = json.loads((root / "chain_summary.json").read_text())
@@ -193,6 +197,7 @@ def test_two_process_chain_syncs_ranks_between_phases(tmp_path):
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                              "--master_addr", "127.0.0.1", "--master_port", str(port),
                              str(ROOT / "recipes" / "run_all.py"), "--phases", "base,alpha", "--output_root", str(root),
+                             "--continue_on_fail",
                              *_sets(CUT_DOWN)], env=env, capture_output=True, text=True, timeout=240)
     log = result.stdout[-3000:] + result.stderr[-3000:]
     assert result.returncode == 1, log  # the gates fail (2 steps) ...

@@ -36,8 +36,11 @@ def add_arguments(parser) -> None:
                         help="continue an interrupted chain under --output_root with the same options: finished "
                              "phases are kept (their saved gate reports), the interrupted phase continues from its "
                              "newest complete checkpoint, the later phases run")
+    parser.add_argument("--continue_on_fail", action="store_true",
+                        help="go on after a phase fails its gate (default: stop there, as the guide says: do not "
+                             "proceed to the next phase; every model is saved either way)")
     parser.add_argument("--stop_on_fail", action="store_true",
-                        help="stop after the first phase that fails its gate (default: go on and report FAIL)")
+                        help="the default (kept so that older command lines work)")
 
 
 def run(args) -> int:

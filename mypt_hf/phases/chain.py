@@ -14,8 +14,9 @@ chain from the outputs already under the root keeps the earlier summary's rows o
 The tiny default starts with ``tiny_base`` (copy pretraining of a fresh model, the stand-in for a pretrained
 base); with ``--init_from_model`` (e.g. a converted 750M base and the ``_750M`` configs) the chain starts at α.
 
-A failed gate does not stop the chain (the phase's model is saved and the next phase starts from it) unless
-``stop_on_fail``. :func:`run_from_args` raises GateFailure (exit 1) when a phase did not pass; bad input is a
+A failed gate stops the chain, as the guide says (do not go on to the next phase): the phase's model is saved and
+the later phases are SKIPPED; ``continue_on_fail`` runs them anyway, each from the previous output. The gate is
+the guide's mandatory one: the eval suite, the tie-weights check and the train/eval parity check. :func:`run_from_args` raises GateFailure (exit 1) when a phase did not pass; bad input is a
 MyPTInputError (exit 2), checked for every chosen phase before anything trains.
 
 In-process, not subprocesses: each phase runs :func:`~mypt_hf.phases.recipes.run_phase` in this interpreter.
@@ -136,7 +137,7 @@ def _run_one(phase: str, argv: List[str], row: Dict[str, Any]) -> Tuple[int, Opt
 
 def run_phases(phases: Optional[Sequence[str] | str] = None, config_dir: Optional[str | Path] = None,
                output_root: str | Path = "outputs/tiny", overrides: Optional[Sequence[str] | Mapping[str, Any]] = None,
-               stop_on_fail: bool = False, config_suffix: str = "", init_from_model: Optional[str] = None,
+               continue_on_fail: bool = False, config_suffix: str = "", init_from_model: Optional[str] = None,
                resume: bool = False) -> Dict[str, Any]:
     """Run the chosen phases in chain order; returns the summary (also written to ``output_root``).
 
@@ -167,7 +168,8 @@ def run_phases(phases: Optional[Sequence[str] | str] = None, config_dir: Optiona
     started = time.perf_counter()
     summary: Dict[str, Any] = {
         "output_root": str(output_root), "config_dir": str(config_dir.resolve()), "config_suffix": config_suffix,
-        "overrides": [arg for key, value in pairs for arg in (f"--{key}", value)], "stop_on_fail": stop_on_fail,
+        "overrides": [arg for key, value in pairs for arg in (f"--{key}", value)],
+        "continue_on_fail": continue_on_fail,
         "resume": resume,
         "passed": False, "total_wall_s": 0.0,
         "upstream_phases": upstream_rows(output_root, plan[0], config_suffix) if state.is_main_process else [],
@@ -221,11 +223,12 @@ def run_phases(phases: Optional[Sequence[str] | str] = None, config_dir: Optiona
         summary["total_wall_s"] = time.perf_counter() - started
         if state.is_main_process:
             write_summary(output_root, summary)
-        if stop_reason is not None or (stop_on_fail and row["verdict"] != "PASS"):
+        if stop_reason is not None or (not continue_on_fail and row["verdict"] != "PASS"):
             for later in summary["phases"][index:]:
                 later["verdict"] = "SKIPPED"
             if stop_reason is None:
-                say(f"[chain] stopping after {entry['phase']} (--stop_on_fail)")
+                say(f"[chain] stopping after {entry['phase']}: its gate did not pass (the guide: do not go on to the "
+                    "next phase; --continue_on_fail runs the rest anyway)")
             break
     summary["total_wall_s"] = time.perf_counter() - started
     summary["passed"] = all(row["verdict"] == "PASS" for row in summary["phases"])
@@ -245,7 +248,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     if output_root is None:
         output_root = "outputs/tiny" if not args.config_suffix else f"outputs/{args.config_suffix.lstrip('_')}"
     summary = run_phases(phases=args.phases, config_dir=args.config_dir, output_root=output_root,
-                         overrides=args.overrides, stop_on_fail=args.stop_on_fail, config_suffix=args.config_suffix,
+                         overrides=args.overrides, continue_on_fail=args.continue_on_fail,
+                         config_suffix=args.config_suffix,
                          init_from_model=args.init_from_model, resume=args.resume)
     if not summary["passed"]:
         failed = [f"{row['phase']} {row['verdict']}" for row in summary["phases"] if row["verdict"] != "PASS"]

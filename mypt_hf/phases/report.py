@@ -23,7 +23,7 @@ def phase_result(entry: Dict[str, Any], started_wall: float) -> Dict[str, Any]:
     """The phase's row from its fresh gate_report.json (a report older than the phase is ignored)."""
     path = Path(entry["output_dir"]) / "gate_report.json"
     if not path.is_file() or path.stat().st_mtime < started_wall - 1:
-        return {"buckets": {}, "gated_buckets": [], "gate_passed": None}
+        return {"buckets": {}, "gated_buckets": [], "gate_passed": None, "checks": {}}
     from ..evaluation.suite import BUCKET_ORDER
 
     report = json.loads(path.read_text(encoding="utf-8"))
@@ -37,7 +37,8 @@ def phase_result(entry: Dict[str, Any], started_wall: float) -> Dict[str, Any]:
                                   for op, v in bucket["by_operator"].items()}
         buckets[name] = row
     gated = [name for name, bucket in buckets.items() if bucket["gated"]]
-    return {"buckets": buckets, "gated_buckets": gated, "gate_passed": bool(report.get("passed"))}
+    checks = {name: check.get("verdict") for name, check in (report.get("checks") or {}).items()}
+    return {"buckets": buckets, "gated_buckets": gated, "gate_passed": bool(report.get("passed")), "checks": checks}
 
 
 def _pct(value: Optional[float]) -> str:
@@ -61,7 +62,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     upstream = summary.get("upstream_phases") or []
     seen = {name for row in upstream + rows for name in row["buckets"]}
     names = [n for n in BUCKET_ORDER if n in seen] + sorted(seen - set(BUCKET_ORDER))
-    head = ["phase", "gated buckets", *[f"{n} ({letters[n]})" if n in letters else n for n in names], "gate", "wall"]
+    head = ["phase", "gated buckets", *[f"{n} ({letters[n]})" if n in letters else n for n in names], "tie / parity",
+            "gate", "wall"]
     lines = ["# Phase 3a chain", "",
              f"Output root: `{summary['output_root']}`; configs: `*{summary['config_suffix']}.yaml` from "
              f"`{summary['config_dir']}`; overrides: {' '.join(summary['overrides']) or 'none'}.", "",
@@ -78,13 +80,18 @@ def format_summary(summary: Mapping[str, Any]) -> str:
                 cells.append(f"{_pct(bucket['rate'])}* (≥{_pct(bucket['threshold'])})")
             else:
                 cells.append(_pct(bucket["rate"]))
+        checks = row.get("checks") or {}
+        cells.append(" / ".join(checks.get(name) or "-" for name in ("tie_weights", "train_eval_parity"))
+                     if checks else "")
         cells += [row["verdict"], "" if row["wall_s"] is None else f"{row['wall_s']:.0f} s"]
         lines.append("| " + " | ".join(cells) + " |")
     n_pass = sum(row["verdict"] == "PASS" for row in rows)
     verdict = f"**{'PASS' if summary['passed'] else 'FAIL'}** ({n_pass}/{len(rows)} phases)"
-    total = ["**total**", ""] + [""] * len(names) + [verdict, f"{summary['total_wall_s']:.0f} s"]
+    total = ["**total**", ""] + [""] * (len(names) + 1) + [verdict, f"{summary['total_wall_s']:.0f} s"]
     lines += ["| " + " | ".join(total) + " |", "",
-              "`*` gated bucket (rate ≥ threshold for PASS); other buckets are reported only."]
+              "`*` gated bucket (rate ≥ threshold for PASS); other buckets are reported only. A phase passes only "
+              "when its gated buckets, the tie-weights check and the train/eval parity check all pass (the guide's "
+              "mandatory gate)."]
     if upstream:
         lines += ["", "Rows marked (earlier run) are the phases this run started from, as an earlier run under this "
                       "root recorded them; the total, verdict and wall time count this run's phases only."]

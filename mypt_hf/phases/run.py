@@ -91,6 +91,7 @@ class PhaseRun:
         self.report: Optional[Dict[str, Any]] = None
         self.trainer = None
         self.metadata = None
+        self.dataset: Any = None
         self.timings: Dict[str, float] = {}
         self._saved_model: Any = None  # the full saved model that the main process evaluates under FSDP
         self._load_model()
@@ -241,14 +242,24 @@ class PhaseRun:
             self.log(f"FSDP: evaluating the saved full model from {self.output_dir}")
         return self._saved_model
 
+    def _parity_split(self) -> Any:
+        """The prepared rows the train/eval parity check reads: validation, else train (None before prepare)."""
+        if self.dataset is None:
+            return None
+        if "validation" in self.dataset and len(self.dataset["validation"]):
+            return self.dataset["validation"]
+        return self.dataset["train"]
+
     def gated_buckets(self) -> Tuple[str, ...]:
         if self.data.gate_buckets:
             return tuple(b.strip() for b in self.data.gate_buckets.split(",") if b.strip())
         return self.phase.gated
 
     def gate(self) -> Optional[Dict[str, Any]]:
-        """Run every bucket of the eval suite on the trained model (main process only); the phase's buckets gate
-        the verdict. The tiny base is gated by the copy probe instead."""
+        """The guide's mandatory gate on the trained model (main process only): every bucket of the eval suite (the
+        phase's buckets gate the verdict; the tiny base is gated by the copy probe instead), the tie-weights check
+        and the train/eval parity check (:mod:`mypt_hf.evaluation.gate_checks`), all in ``gate_report.json``."""
+        from ..evaluation.gate_checks import add_gate_checks, format_gate_checks, run_gate_checks
         from ..evaluation.suite import format_report, run_eval_suite, write_report
 
         if not self.is_main_process:
@@ -265,9 +276,13 @@ class PhaseRun:
             report = run_eval_suite(model, self.tokenizer, buckets=None, batch_size=self.data.eval_batch_size,
                                     max_new_tokens=self.args.eval_max_new_tokens, progress=False)
             self.report = apply_gates(report, self.gated_buckets())
+        # the guide's mandatory gate: the suite (or copy probe) + the tie-weights check + train/eval parity
+        add_gate_checks(self.report, run_gate_checks(model, self._parity_split(),
+                                                     pad_token_id=self.tokenizer.pad_token_id))
         self.report["phase"] = self.phase.name
         write_report(self.report, self.output_dir / "gate_report.json")
         print(format_report(self.report), flush=True)
+        print(format_gate_checks(self.report), flush=True)
         self.timings["gate_s"] = time.perf_counter() - t0
         return self.report
 

@@ -89,7 +89,12 @@ def write_model_card(output_dir: str | Path, *, model_name: str, args: Any = Non
     if gate_report:
         lines += ["## Evaluation gate", "",
                   f"Overall: **{'PASS' if gate_report.get('passed') else 'FAIL'}** (gated buckets must reach their "
-                  "thresholds; every bucket is reported).", "", gate_table(gate_report), ""]
+                  "thresholds, and the tie-weights and train/eval parity checks must pass; every bucket is "
+                  "reported).", "", gate_table(gate_report), ""]
+        for name, check in (gate_report.get("checks") or {}).items():
+            lines.append(f"- {name}: **{check.get('verdict')}** - {check.get('message')}")
+        if gate_report.get("checks"):
+            lines.append("")
     if (output_dir / "gates.png").exists() or gate_report:
         lines += ["![gate pass rates](gates.png)", ""]
     for name, result in ((gate_report or {}).get("held_out") or {}).items():
