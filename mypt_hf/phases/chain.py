@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import GateFailure, MyPTInputError
+from ..model_names import resolve_model
 from .registry import BASE_PHASE, CHAIN, PHASES, config_path, packaged_config_dir, resolve_phases
 from .resume import ResumeDecision, mark_done, mark_started, plan_resume, remove_unusable_checkpoints
 from .report import SUMMARY_NAME, gated_rates, phase_result, upstream_rows, write_summary
@@ -91,7 +92,7 @@ def _plan(phases: List[str], config_dir: Path, config_suffix: str, output_root: 
         model_args = parse_phase_args(phase, base_argv + extra).model  # unknown keys / bad values → exit 2
         previous = PHASES[phase].previous
         if index == 0 and init_from_model:
-            init: Optional[Path] = Path(init_from_model).resolve()
+            init: Optional[Path] = resolve_model(init_from_model, field="init_from_model").resolve()
             if not _is_model_dir(init):
                 raise MyPTInputError("init_from_model is not a saved model directory (no config.json)",
                                      path=str(init), field="init_from_model")

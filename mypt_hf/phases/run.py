@@ -117,6 +117,7 @@ class PhaseRun:
 
     # ---- model -------------------------------------------------------------------------------------
     def _load_model(self) -> None:
+        from ..model_names import resolve_model
         from ..training.modeling import build_fresh_model, load_model_for_training
 
         init = self.args.init_from_model
@@ -131,6 +132,8 @@ class PhaseRun:
                                      path=str(init), field="init_from_model")
             self.args.init_from_model = str(init)
         if init is not None:
+            init = str(resolve_model(str(init), field="init_from_model"))  # a name or a path
+            self.args.init_from_model = init
             self.model, self.tokenizer = load_model_for_training(init, dropout=self.model_args.dropout)
             self.log(f"starting from {init}")
         else:
