@@ -93,3 +93,35 @@ def test_unknown_keys_stay_for_the_parser_to_refuse():
     values, _ = translate_original_config({"max_iters": 5, "no_such_key": 1}, "c.json")
     with pytest.raises(ValueError, match="no_such_key"):
         _parse(values)
+
+
+def test_train_command_with_an_original_config_and_model_names(tmp_path, monkeypatch, capsys, bad_input_fixtures):
+    """The guide's by-hand step: `train --config_file <original JSON> --model_name NAME`, then a second run from
+    that model by name (`--init_from_model NAME`), both under the checkpoints directory."""
+    from mypt_hf.cli import main as cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MYPT_CHECKPOINTS_DIR", str(tmp_path / "ckpts"))
+    config = tmp_path / "tiny_phase.json"
+    config.write_text(json.dumps({
+        "name": "Tiny-Phase", "description": "original keys", "batch_size": 2, "block_size": 128, "vocab_size": 50304,
+        "n_embd": 32, "n_head": 2, "n_layer": 1, "dropout": 0.0, "bias": False, "tie_weights": True,
+        "pos_encoding": "rope", "mlp_type": "swiglu", "norm_type": "rmsnorm", "rope_theta": 10000.0,
+        "learning_rate": 1e-3, "max_iters": 2, "eval_interval": 2, "warmup_iters": 1, "use_amp": True,
+        "amp_dtype": "bf16", "use_loss_mask": True, "batch_sampling_mode": "epoch", "pad_token_id": None,
+        "episode_min_tokens": 10, "epoch_seed": 4501, "epoch_shuffle": True, "epoch_drop_last": True,
+        "weight_decay": 0.05, "eval_sets": None, "eval_seed": 1337, "log_file": "logs/train/tiny.jsonl"}))
+    dataset = str(bad_input_fixtures.dataset)
+    assert cli(["train", "--config_file", str(config), "--dataset_dir", dataset, "--model_name", "tiny_alpha"]) == 0
+    out = capsys.readouterr().out
+    assert "log_file: ignored - " in out and "eval_seed: ignored - " in out
+    saved = tmp_path / "ckpts" / "tiny_alpha"
+    assert (saved / "config.json").is_file() and (saved / "model.safetensors").is_file()
+    assert not (tmp_path / "logs").exists()  # log_file is ignored, not half-honoured
+    assert cli(["train", "--config_file", str(config), "--dataset_dir", dataset, "--model_name", "tiny_beta",
+                "--init_from_model", "tiny_alpha"]) == 0
+    assert "tiny_alpha" in (tmp_path / "ckpts" / "tiny_beta" / "README.md").read_text()
+    assert cli(["train", "--config_file", str(config), "--dataset_dir", dataset, "--model_name", "x",
+                "--init_from_model", "no_such"]) == 2
+    err = capsys.readouterr().err
+    assert "no model named 'no_such'" in err and "tiny_alpha, tiny_beta" in err

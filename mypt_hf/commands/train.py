@@ -6,26 +6,17 @@ import argparse
 
 HELP = "Train (SFT) a model on a dataset prepared by `mypt-hf prepare-chat-sft`; saves a Hub-style model dir."
 
-# The original's config-file keys and their MyPTSFTConfig / ModelArguments names.
-ORIGINAL_KEYS = {
-    "max_iters": "max_steps", "warmup_iters": "warmup_steps", "batch_size": "per_device_train_batch_size",
-    "grad_clip": "max_grad_norm", "eval_interval": "eval_steps", "grad_accum_steps": "gradient_accumulation_steps",
-    "n_embd": "hidden_size", "n_layer": "num_hidden_layers", "n_head": "num_attention_heads",
-    "epoch_seed": "seed", "eval_iters": None, "save_every": None, "use_amp": None, "amp_dtype": None,
-    "name": None, "description": None, "log_file": None, "terminal_log_file": None, "eval_seed": None,
-    "use_loss_mask": None, "batch_sampling_mode": None, "epoch_shuffle": None, "epoch_drop_last": None,
-    "episode_min_tokens": None, "pad_token_id": None, "vocab_size": None, "bias": None, "tie_weights": None,
-}
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model_name", default=None,
                         help="run name; the model is saved to checkpoints/<model_name> unless --output_dir is given")
     parser.add_argument("--dataset_dir", required=True, help="prepared dataset (mypt-hf prepare-chat-sft output)")
-    parser.add_argument("--init_from_model", default=None, help="saved model directory to fine-tune from "
-                                                                "(default: a fresh model sized by the config)")
+    parser.add_argument("--init_from_model", default=None,
+                        help="model to fine-tune from: a name in the checkpoints directory ($MYPT_CHECKPOINTS_DIR, "
+                             "default ./checkpoints) or a path (default: a fresh model sized by the config)")
     parser.add_argument("--config_file", default=None,
-                        help="YAML or JSON with MyPTSFTConfig / model keys (original key names accepted)")
+                        help="YAML or JSON with MyPTSFTConfig / model keys, or the original train.py's JSON config "
+                             "(its keys are mapped; those ignored on purpose are listed at start)")
     parser.add_argument("--eval_prompts_file", default=None,
                         help="JSON {'prompts': {name: prompt}} generated with and without KV cache at each eval")
     parser.add_argument("--learning_rate", type=float, default=None)
@@ -42,10 +33,14 @@ def _load_config_file(path: str) -> dict:
     import yaml
 
     from mypt_hf.errors import MyPTInputError
+    from mypt_hf.training.original_config import format_notes, translate_original_config
 
     p = Path(path)
-    if not p.is_file():
-        raise MyPTInputError("config file not found", path=path, field="config_file")
+    if not p.is_file():  # a packaged phase config's name (phase3a1_alpha_750M), else an error naming the path
+        from mypt_hf.phases.registry import find_config
+
+        p = find_config(path)
+        path = str(p)
     text = p.read_text(encoding="utf-8")
     try:
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
@@ -53,16 +48,32 @@ def _load_config_file(path: str) -> dict:
         raise MyPTInputError(f"cannot parse config: {error}", path=path) from None
     if not isinstance(data, dict):
         raise MyPTInputError("config must be a mapping of keys to values", path=path)
-    out = {}
-    for key, value in data.items():
-        if key.startswith("comment"):
-            continue
-        if key in ORIGINAL_KEYS:
-            if ORIGINAL_KEYS[key] is None:
-                continue  # the original's keys with no meaning here (logging, sampler details, model fields)
-            key = ORIGINAL_KEYS[key]
-        out[key] = value
-    return out
+    # the original train.py's keys (max_iters, use_amp, ...) become mypt_hf's; the ones ignored on purpose are said
+    values, notes = translate_original_config(data, path)
+    recipe_only = sorted(set(values) & _recipe_only_keys())
+    if recipe_only:  # a phase config: its data keys are the recipe's; train reads an already prepared dataset
+        notes.append(f"ignored the recipe's data keys (train reads a prepared dataset): {', '.join(recipe_only)}")
+        values = {key: value for key, value in values.items() if key not in recipe_only}
+    prompts = values.get("eval_prompts_file")
+    if prompts and not Path(prompts).is_absolute() and (p.parent / prompts).is_file():
+        values["eval_prompts_file"] = str(p.parent / prompts)  # named relative to the config, as the phases read it
+    if notes:
+        print(format_notes(notes, path), flush=True)
+    return values
+
+
+def _recipe_only_keys() -> set:
+    """Keys of the phase configs that only the recipes read (data generation, mixing, preparation, gates)."""
+    from dataclasses import fields
+
+    from mypt_hf.phases.settings import (CopyArguments, EchoArguments, OperatorArguments, PhaseArguments,
+                                         TinyBaseArguments)
+    from mypt_hf.training.config import MyPTSFTConfig
+    from mypt_hf.training.modeling import ModelArguments
+
+    recipe = {f.name for cls in (PhaseArguments, CopyArguments, TinyBaseArguments, EchoArguments, OperatorArguments)
+              for f in fields(cls)}
+    return recipe - {f.name for cls in (ModelArguments, MyPTSFTConfig) for f in fields(cls)}
 
 
 def build_arguments(args: argparse.Namespace):
@@ -70,6 +81,7 @@ def build_arguments(args: argparse.Namespace):
     from transformers import HfArgumentParser
 
     from mypt_hf.errors import MyPTInputError
+    from mypt_hf.model_names import output_dir_for, resolve_model
     from mypt_hf.training.config import MyPTSFTConfig
     from mypt_hf.training.modeling import ModelArguments
 
@@ -78,8 +90,10 @@ def build_arguments(args: argparse.Namespace):
                 "resume_from_checkpoint"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
-    if "output_dir" not in values:
-        values["output_dir"] = f"checkpoints/{args.model_name or 'mypt-sft'}"
+    if "output_dir" not in values:  # the original's layout: checkpoints/<model_name>
+        values["output_dir"] = str(output_dir_for(args.model_name or "mypt-sft"))
+    if values.get("init_from_model"):  # a model name (checkpoints/<name>) or a path
+        values["init_from_model"] = str(resolve_model(str(values["init_from_model"]), field="init_from_model"))
     parser = HfArgumentParser((ModelArguments, MyPTSFTConfig))
     try:
         model_args, train_args = parser.parse_dict(values, allow_extra_keys=False)

@@ -126,7 +126,7 @@ def translate_original_config(data: Mapping[str, Any], path: str) -> Tuple[Dict[
             accept = _ACCEPTED.get(key)
             if accept is not None and not accept(value):
                 raise MyPTInputError(f"{value!r} is not supported: {_WHAT_INSTEAD[key]}", path=path, field=key)
-            notes.append(f"{key}: ignored ({IGNORED[key]})")
+            notes.append(f"{key}: ignored - {IGNORED[key]}")
             continue
         if key in ("use_amp", "amp_dtype"):
             continue  # both read together below
