@@ -28,6 +28,7 @@ from ..data.metadata import PreparedMetadata
 from ..errors import MyPTInputError
 from .callbacks import EvalPromptsCallback
 from .config import MyPTSFTConfig, resolve_max_steps
+from .coverage import run_coverage
 from .freezing import apply_freezing, decay_parameter_names
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,8 @@ class MyPTSFTTrainer(SFTTrainer):
                               if not isinstance(eval_dataset, dict) else {"train": train_dataset, **eval_dataset},
                               dataset_dir=dataset_dir)
         resolve_max_steps(args, metadata, num_train_rows=len(train_dataset))
+        if args.max_steps and args.max_steps > 0 and args.process_index == 0:  # as the original printed it at start
+            print(run_coverage(args, len(train_dataset)).describe(), flush=True)
         if args.activation_checkpointing and not getattr(model, "supports_gradient_checkpointing", False):
             logger.warning("%s does not support activation checkpointing; training without it.", type(model).__name__)
             args.activation_checkpointing = args.gradient_checkpointing = False
