@@ -41,11 +41,20 @@ def _load_config_file(path: str) -> dict:
 
         p = find_config(path)
         path = str(p)
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise MyPTInputError("not a text file (expected YAML or JSON of MyPTSFTConfig / model keys)", path=path,
+                             field="config_file") from None
     try:
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except json.JSONDecodeError as error:
+        raise MyPTInputError(f"invalid JSON ({error.msg})", path=path, line=error.lineno) from None
     except (ValueError, yaml.YAMLError) as error:
-        raise MyPTInputError(f"cannot parse config: {error}", path=path) from None
+        mark = getattr(error, "problem_mark", None)
+        reason = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise MyPTInputError(f"cannot parse config: {reason}", path=path,
+                             line=mark.line + 1 if mark is not None else None) from None
     if not isinstance(data, dict):
         raise MyPTInputError("config must be a mapping of keys to values", path=path)
     # the original train.py's keys (max_iters, use_amp, ...) become mypt_hf's; the ones ignored on purpose are said
@@ -76,29 +85,51 @@ def _recipe_only_keys() -> set:
     return recipe - {f.name for cls in (ModelArguments, MyPTSFTConfig) for f in fields(cls)}
 
 
+CLI_KEYS = ("init_from_model", "eval_prompts_file", "learning_rate", "output_dir", "max_steps", "coverage",
+            "resume_from_checkpoint")
+
+
 def build_arguments(args: argparse.Namespace):
-    """(ModelArguments, MyPTSFTConfig) from the config file and the CLI; unknown keys are a MyPTInputError."""
+    """(ModelArguments, MyPTSFTConfig) from the config file and the CLI.
+
+    An unknown key, or a value of the wrong type or out of range, is a MyPTInputError naming the config file and
+    the key (the flag, when the value came from the command line), raised before anything is created.
+    """
     from transformers import HfArgumentParser
 
     from mypt_hf.errors import MyPTInputError
     from mypt_hf.model_names import output_dir_for, resolve_model
-    from mypt_hf.training.config import MyPTSFTConfig
+    from mypt_hf.training.config import MyPTSFTConfig, typed_config_values
     from mypt_hf.training.modeling import ModelArguments
 
     values = _load_config_file(args.config_file) if args.config_file else {}
-    for key in ("init_from_model", "eval_prompts_file", "learning_rate", "output_dir", "max_steps", "coverage",
-                "resume_from_checkpoint"):
-        if getattr(args, key) is not None:
-            values[key] = getattr(args, key)
+    from_cli = {key for key in CLI_KEYS if getattr(args, key) is not None}
+    for key in from_cli:
+        values[key] = getattr(args, key)
     if "output_dir" not in values:  # the original's layout: checkpoints/<model_name>
         values["output_dir"] = str(output_dir_for(args.model_name or "mypt-sft"))
     if values.get("init_from_model"):  # a model name (checkpoints/<name>) or a path
         values["init_from_model"] = str(resolve_model(str(values["init_from_model"]), field="init_from_model"))
     parser = HfArgumentParser((ModelArguments, MyPTSFTConfig))
     try:
+        values = typed_config_values(values, parser.dataclass_types)
         model_args, train_args = parser.parse_dict(values, allow_extra_keys=False)
+    except MyPTInputError as error:
+        if not error.field:
+            raise MyPTInputError(str(error), path=args.config_file) from None
+        # the checks raise "field 'x': reason" without a path: say where the value came from
+        reason = str(error).split(": ", 1)[-1]
+        if error.field in from_cli or args.config_file is None:
+            raise MyPTInputError(reason, field=f"--{error.field}" if error.field in from_cli else error.field) from None
+        from mypt_hf.training.original_config import RENAMED
+
+        original = [key for key, name in RENAMED.items() if name == error.field]
+        if original:  # the file may spell it the original's way
+            reason = f"{reason} (the original's key: {original[0]})"
+        raise MyPTInputError(reason, path=args.config_file, field=error.field) from None
     except ValueError as error:
-        raise MyPTInputError(str(error), path=args.config_file, field="config_file") from None
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise MyPTInputError(reason, path=args.config_file, field=None if args.config_file else "arguments") from None
     return model_args, train_args
 
 
@@ -107,15 +138,18 @@ def run(args: argparse.Namespace) -> int:
 
     from accelerate import PartialState
 
-    from mypt_hf.data.prepare import load_prepared
-    from mypt_hf.errors import MyPTInputError
+    from mypt_hf.training.callbacks import load_eval_prompts
+    from mypt_hf.training.checkpoints import resolve_resume_checkpoint
+    from mypt_hf.training.dataset_files import load_prepared_checked
     from mypt_hf.training.fit import train_and_save, write_run_card
     from mypt_hf.training.modeling import build_fresh_model, load_model_for_training
 
     model_args, train_args = build_arguments(args)
-    if not Path(args.dataset_dir).is_dir():
-        raise MyPTInputError("dataset directory not found", path=args.dataset_dir, field="dataset_dir")
-    dataset, metadata = load_prepared(args.dataset_dir)
+    dataset, metadata = load_prepared_checked(args.dataset_dir)
+    # train_and_save checks these too; here they are refused before a model is loaded
+    resolve_resume_checkpoint(train_args.resume_from_checkpoint, train_args.output_dir)
+    if train_args.eval_prompts_file:
+        load_eval_prompts(train_args.eval_prompts_file)
     if train_args.init_from_model:
         model, tokenizer = load_model_for_training(train_args.init_from_model, dropout=model_args.dropout)
     else:

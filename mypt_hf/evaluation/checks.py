@@ -13,7 +13,6 @@ The original ``check_tie_weights.py`` verdict table (broken as written there; th
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,16 +48,14 @@ def _same_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 def load_model_for_check(path: Union[str, os.PathLike]) -> tuple:
     """(model, config_tied) for an HF model dir or a native MyPT checkpoint; config_tied None when unset."""
+    from ..model_files import load_causal_lm, read_model_config
+
     path = Path(path)
     config_file = path / "config.json"
     if config_file.is_file():
-        raw = json.loads(config_file.read_text(encoding="utf-8"))
+        raw = read_model_config(path)
         if "model_type" in raw:  # an HF directory
-            from transformers import AutoModelForCausalLM
-
-            from .. import modeling_mypt  # noqa: F401  (registers MyPT with the Auto classes)
-
-            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+            model = load_causal_lm(path, dtype=torch.float32)
             tied = raw.get("tie_word_embeddings")
             return model, (None if tied is None else bool(tied))
     from ..convert import build_hf_model, load_native_checkpoint

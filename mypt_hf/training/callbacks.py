@@ -34,6 +34,9 @@ def load_eval_prompts(path: str | Path) -> Dict[str, List[Dict[str, str]]]:
         raise MyPTInputError("eval prompts file not found", path=str(path), field="eval_prompts_file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise MyPTInputError("not a JSON text file (not UTF-8); expected {'prompts': {name: prompt}}", path=str(path),
+                             field="eval_prompts_file") from None
     except json.JSONDecodeError as error:
         raise MyPTInputError(f"invalid JSON ({error.msg})", path=str(path), line=error.lineno) from None
     prompts = data.get("prompts") if isinstance(data, dict) else None

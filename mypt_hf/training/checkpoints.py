@@ -15,6 +15,8 @@ import re
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from ..model_files import safetensors_problem
+
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 TRAINER_STATE = "trainer_state.json"
 MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
@@ -47,26 +49,8 @@ def checkpoint_problem(checkpoint: str | Path) -> Optional[str]:
     if not weights:
         return "no model weights"
     if weights[0].name == "model.safetensors":
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(weights[0]), framework="pt") as handle:
-                handle.keys()
-        except Exception as error:  # noqa: BLE001 - safetensors raises its own error types for a bad header
-            return f"model.safetensors is damaged ({error})"
-        size = weights[0].stat().st_size
-        if size < _safetensors_data_end(weights[0]):
-            return "model.safetensors is truncated"
+        return safetensors_problem(weights[0])
     return None
-
-
-def _safetensors_data_end(path: Path) -> int:
-    """The byte size the safetensors header promises (8-byte length + header + the last tensor's end offset)."""
-    with path.open("rb") as handle:
-        length = int.from_bytes(handle.read(8), "little")
-        header = json.loads(handle.read(length))
-    ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
-    return 8 + length + max(ends, default=0)
 
 
 def latest_complete_checkpoint(output_dir: str | Path) -> Tuple[Optional[Path], List[Tuple[Path, str]]]:
@@ -81,4 +65,34 @@ def latest_complete_checkpoint(output_dir: str | Path) -> Tuple[Optional[Path], 
     return None, skipped
 
 
-__all__ = ["checkpoint_dirs", "checkpoint_problem", "latest_complete_checkpoint"]
+def resolve_resume_checkpoint(resume: object, output_dir: str | Path) -> Optional[str]:
+    """The checkpoint directory a run resumes from, checked before any training starts.
+
+    ``resume``: ``None``/``False``/``""`` (no resume), ``True`` or ``"true"`` (the newest complete checkpoint under
+    ``output_dir``), or a checkpoint directory. A directory that cannot be resumed from, or ``"true"`` with no
+    complete checkpoint, is a MyPTInputError naming the path and what is wrong (the Trainer would crash instead).
+    """
+    from ..errors import MyPTInputError
+
+    if resume is None or resume is False or resume == "" or (isinstance(resume, str) and resume.lower() == "false"):
+        return None
+    if resume is True or (isinstance(resume, str) and resume.lower() == "true"):
+        found, skipped = latest_complete_checkpoint(output_dir)
+        if found is None:
+            why = "; ".join(f"{path.name}: {problem}" for path, problem in skipped) or "none there"
+            raise MyPTInputError(f"no complete checkpoint-<step> folder to resume from ({why}); pass a checkpoint "
+                                 "directory or train without --resume_from_checkpoint", path=str(output_dir),
+                                 field="resume_from_checkpoint")
+        return str(found)
+    path = Path(str(resume))
+    if not path.exists():
+        raise MyPTInputError("checkpoint not found (expected a checkpoint-<step> folder the trainer wrote, or 'true' "
+                             "for the newest under output_dir)", path=str(path), field="resume_from_checkpoint")
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise MyPTInputError(f"cannot resume from this checkpoint: {problem}", path=str(path),
+                             field="resume_from_checkpoint")
+    return str(path)
+
+
+__all__ = ["checkpoint_dirs", "checkpoint_problem", "latest_complete_checkpoint", "resolve_resume_checkpoint"]

@@ -9,10 +9,13 @@ preparation, packing and padding-free paths are switched off.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import logging
 import math
+import typing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 from transformers.trainer_utils import SchedulerType
@@ -106,7 +109,39 @@ class MyPTSFTConfig(SFTConfig):
             raise MyPTInputError(f"freeze_layers must be >= 0, got {self.freeze_layers}", field="freeze_layers")
         if self.coverage is not None and self.coverage <= 0:
             raise MyPTInputError(f"coverage must be > 0, got {self.coverage}", field="coverage")
+        self._check_ranges()
         super().__post_init__()
+
+    def _check_ranges(self) -> None:
+        """Refuse the numbers the Trainer would crash on mid-run or silently reinterpret (a negative max_steps
+        means "train by epochs" to it, a zero batch size crashes the sampler after the output dir exists)."""
+        if self.max_steps is not None and self.max_steps != -1 and self.max_steps < 1:
+            raise MyPTInputError(f"must be >= 1 (or -1: epochs / coverage decide), got {self.max_steps}",
+                                 field="max_steps")
+        at_least_one = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+                        "eval_max_new_tokens")
+        for name in at_least_one:
+            if getattr(self, name) < 1:
+                raise MyPTInputError(f"must be >= 1, got {getattr(self, name)}", field=name)
+        positive = ("learning_rate", "num_train_epochs")
+        for name in positive:
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise MyPTInputError(f"must be a number > 0, got {value}", field=name)
+        non_negative = ("weight_decay", "warmup_steps", "max_grad_norm", "adam_epsilon")
+        for name in non_negative:
+            value = getattr(self, name, None)
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise MyPTInputError(f"must be a number >= 0, got {value}", field=name)
+        for name in ("adam_beta1", "adam_beta2"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise MyPTInputError(f"must be in [0, 1), got {value}", field=name)
+        for name in ("logging_steps", "eval_steps", "save_steps"):
+            value = getattr(self, name, None)
+            if value is not None and (not math.isfinite(value) or value <= 0):
+                raise MyPTInputError(f"must be > 0 (a step count, or a fraction of the run below 1), got {value}",
+                                     field=name)
 
     def steps_for_coverage(self, num_train_rows: int, world_size: Optional[int] = None) -> int:
         """Optimizer steps for ``coverage`` passes over ``num_train_rows`` rows at the global batch size."""
@@ -115,6 +150,88 @@ class MyPTSFTConfig(SFTConfig):
         world = world_size if world_size is not None else max(1, self.world_size)
         global_batch = self.per_device_train_batch_size * self.gradient_accumulation_steps * world
         return max(1, math.ceil(self.coverage * num_train_rows / global_batch))
+
+
+def _unwrap_optional(hint: Any) -> Any:
+    args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    if typing.get_origin(hint) is Union and len(args) == 1:
+        return args[0]
+    return hint
+
+
+_TRUE, _FALSE = ("true", "yes", "y", "1"), ("false", "no", "n", "0")
+
+
+def _typed_value(value: Any, hint: Any) -> Any:
+    """``value`` as ``hint`` (int, float or bool) wants it; ValueError when it cannot be read as one.
+
+    Strings are read the way the command line reads them (a YAML ``1e-4`` arrives as the string "1e-4").
+    """
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ValueError("true or false")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ValueError("a whole number")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise ValueError("a whole number")
+    if hint is float:
+        if isinstance(value, bool):
+            raise ValueError("a number")
+        if isinstance(value, (int, float)):
+            number = float(value)
+        elif isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                raise ValueError("a number") from None
+        else:
+            raise ValueError("a number")
+        if not math.isfinite(number):
+            raise ValueError("a finite number")
+        return number
+    return value
+
+
+def typed_config_values(values: Mapping[str, Any], dataclass_types: Sequence[type]) -> Dict[str, Any]:
+    """``values`` (a config file's keys) with each int / float / bool field converted as the command line would
+    convert it; a value that is not one is a MyPTInputError naming the key and the type it needs.
+
+    ``HfArgumentParser.parse_dict`` passes values through unchecked, so ``learning_rate: fast`` would reach
+    the optimizer and crash there, after the output directory was made. Other field types (enums, unions,
+    lists) are left to the dataclasses' own checks.
+    """
+    hints: Dict[str, Any] = {}
+    optional: Dict[str, bool] = {}
+    for cls in dataclass_types:
+        resolved = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.init and f.name not in hints:
+                hint = resolved[f.name]
+                hints[f.name] = _unwrap_optional(hint)
+                optional[f.name] = type(None) in typing.get_args(hint)
+    out: Dict[str, Any] = {}
+    for key, value in values.items():
+        hint = hints.get(key)
+        if hint is None or (value is None and optional.get(key)) or isinstance(hint, type) and issubclass(hint, enum.Enum):
+            out[key] = value
+            continue
+        try:
+            out[key] = _typed_value(value, hint)
+        except ValueError as error:
+            raise MyPTInputError(f"must be {error}, got {value!r}", field=key) from None
+    return out
 
 
 def resolve_max_steps(args: MyPTSFTConfig, metadata: Optional[PreparedMetadata],

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -20,28 +21,56 @@ def train_and_save(model: Any, tokenizer: Any, args: MyPTSFTConfig, dataset: Any
     """Train ``model`` on a prepared ``dataset`` (``train`` / ``validation`` splits) with MyPTSFTTrainer, evaluate
     once more when the last step was not evaluated, and save the model to ``args.output_dir``.
 
-    ``args.resume_from_checkpoint`` may be a checkpoint directory or ``"true"`` (the latest under output_dir).
-    An empty validation split switches evaluation off. Returns the trainer.
+    ``args.resume_from_checkpoint`` may be a checkpoint directory or ``"true"`` (the newest complete one under
+    output_dir); either is checked before the trainer starts. An empty validation split switches evaluation off.
+    A run that fails before its first checkpoint removes the output directory it created (nothing half-written is
+    left); one that fails later keeps it, so it can be resumed. Returns the trainer.
     """
     from ..errors import MyPTInputError
+    from .checkpoints import resolve_resume_checkpoint
     from .trainer import MyPTSFTTrainer
 
     if args.init_from_model and Path(args.init_from_model).resolve() == Path(args.output_dir).resolve():
         raise MyPTInputError("output_dir is the init_from_model directory; saving would overwrite the starting "
                              "model: choose another output_dir", path=str(args.output_dir), field="output_dir")
+    resume = resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
     validation = dataset["validation"] if "validation" in dataset and len(dataset["validation"]) else None
     if validation is None:
         args.eval_strategy = "no"
-    trainer = MyPTSFTTrainer(model=model, args=args, train_dataset=dataset["train"], eval_dataset=validation,
-                             processing_class=tokenizer, dataset_metadata=metadata, dataset_dir=dataset_dir)
-    resume = args.resume_from_checkpoint
-    if isinstance(resume, str) and resume.lower() == "true":
-        resume = True
-    trainer.train(resume_from_checkpoint=resume)
-    if validation is not None and not evaluated_at_end(trainer):
-        trainer.evaluate()
-    trainer.save_model(args.output_dir)
+    created = first_missing_ancestor(args.output_dir)
+    try:
+        trainer = MyPTSFTTrainer(model=model, args=args, train_dataset=dataset["train"], eval_dataset=validation,
+                                 processing_class=tokenizer, dataset_metadata=metadata, dataset_dir=dataset_dir)
+        trainer.train(resume_from_checkpoint=resume)
+        if validation is not None and not evaluated_at_end(trainer):
+            trainer.evaluate()
+        trainer.save_model(args.output_dir)
+    except BaseException:
+        remove_if_no_checkpoint(created, args.output_dir)
+        raise
     return trainer
+
+
+def first_missing_ancestor(path: str | Path) -> Optional[Path]:
+    """The outermost of ``path`` and its parents that does not exist yet (what a ``makedirs(path)`` would create),
+    or ``None`` when ``path`` exists."""
+    path = Path(path).absolute()
+    if path.exists():
+        return None
+    missing = path
+    while not missing.parent.exists():
+        missing = missing.parent
+    return missing
+
+
+def remove_if_no_checkpoint(created: Optional[Path], output_dir: str | Path) -> None:
+    """After a failed run: remove ``created`` (the folders the run made for ``output_dir``) unless a checkpoint
+    was written under ``output_dir``, which a later ``--resume_from_checkpoint`` needs."""
+    from .checkpoints import checkpoint_dirs
+
+    if created is None or not created.exists() or checkpoint_dirs(output_dir):
+        return
+    shutil.rmtree(created, ignore_errors=True)
 
 
 def write_run_card(output_dir: str | Path, *, model_name: str, args: Any, model_config: Any,
@@ -60,4 +89,5 @@ def write_run_card(output_dir: str | Path, *, model_name: str, args: Any, model_
                      log_history=list(log_history), model_config=model_config, **card)
 
 
-__all__ = ["evaluated_at_end", "train_and_save", "write_run_card"]
+__all__ = ["evaluated_at_end", "train_and_save", "write_run_card", "first_missing_ancestor",
+           "remove_if_no_checkpoint"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional, Tuple
 
 from ..errors import MyPTInputError
@@ -31,6 +30,22 @@ class ModelArguments:
     dropout: Optional[float] = field(default=None, metadata={"help": "Dropout (None = the model's own)."})
     require_init_from_model: bool = field(
         default=False, metadata={"help": "Refuse to start from a fresh model (the 750M configs fine-tune a base)."})
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "block_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise MyPTInputError(f"must be a whole number >= 1, got {value!r}", field=name)
+        if self.hidden_size % self.num_attention_heads:
+            raise MyPTInputError(f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads "
+                                 f"{self.num_attention_heads}", field="hidden_size")
+        choices = {"pos_encoding": ("rope", "learned"), "mlp_type": ("swiglu", "gelu"),
+                   "norm_type": ("rmsnorm", "layernorm")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise MyPTInputError(f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}", field=name)
+        if self.dropout is not None and not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
+            raise MyPTInputError(f"must be a number in [0, 1), got {self.dropout!r}", field="dropout")
 
 
 def build_fresh_model(args: ModelArguments, tokenizer: Any = None, seed: int = 42) -> Tuple[Any, Any]:
@@ -59,23 +74,18 @@ def build_fresh_model(args: ModelArguments, tokenizer: Any = None, seed: int = 4
 def load_model_for_training(path: str | os.PathLike, dropout: Optional[float] = None) -> Tuple[Any, Any]:
     """Load a saved model directory (weights + tokenizer) to fine-tune, in fp32.
 
-    Raises MyPTInputError naming the directory when it is missing or lacks a config or a tokenizer.
+    Raises MyPTInputError naming the directory (or its damaged file) when it is missing, lacks a config, whole
+    weights or a tokenizer, or holds a config the model class refuses.
     """
     import torch
-    from transformers import AutoModelForCausalLM
 
-    import mypt_hf  # noqa: F401  (registers MyPT with the Auto classes)
-
+    from ..model_files import check_saved_model_dir, load_causal_lm
     from ..tokenization_mypt import load_tokenizer
 
-    path = Path(path)
-    if not path.is_dir():
-        raise MyPTInputError("init_from_model directory not found", path=str(path), field="init_from_model")
-    if not (path / "config.json").is_file():
-        raise MyPTInputError("not a saved model directory (no config.json)", path=str(path), field="init_from_model")
-    if not any((path / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):
-        raise MyPTInputError("saved model has no tokenizer (tokenizer.json)", path=str(path), field="init_from_model")
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    check_saved_model_dir(path, field="init_from_model",
+                          tokenizer_hint="fine-tuning needs the model's own tokenizer: save it into the directory "
+                                         "(tokenizer.save_pretrained(dir))")
+    model = load_causal_lm(path, field="init_from_model", dtype=torch.float32)
     if dropout is not None and hasattr(model.config, "dropout"):
         model.config.dropout = dropout
         for module in model.modules():

@@ -1,0 +1,180 @@
+"""Bad input to the model commands (train, convert, generate, eval, eval-episodes, check-tie-weights,
+debug-train-eval-parity): each case exits 2 (1 for a failed gate) with one line naming the file, the row or the
+field, and leaves nothing written (tests/bad_inputs.py asserts the contract)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bad_inputs import Case, copy_fixture, permissions_enforced, run_case
+
+BINARY = bytes(range(256)) * 8
+TRAIN = ["train", "--dataset_dir", "{dataset}", "--output_dir", "{ws}/out", "--max_steps", "1"]
+
+
+def truncate_weights(model_dir: Path) -> None:
+    """Keep the safetensors header, cut the tensor data in half (a copy interrupted half-way)."""
+    weights = model_dir / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[:len(data) // 2])
+
+
+def cut_header(model_dir: Path) -> None:
+    weights = model_dir / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+
+
+def remove(*names: str):
+    def damage(directory: Path) -> None:
+        for name in names:
+            (directory / name).unlink()
+    return damage
+
+
+def write(name: str, content: str):
+    def damage(directory: Path) -> None:
+        (directory / name).write_text(content, encoding="utf-8")
+    return damage
+
+
+def edit_json(name: str, **changes):
+    def damage(directory: Path) -> None:
+        path = directory / name
+        data = json.loads(path.read_text(encoding="utf-8"))
+        for key, value in changes.items():
+            if value is None:
+                data.pop(key)
+            else:
+                data[key] = value
+        path.write_text(json.dumps(data), encoding="utf-8")
+    return damage
+
+
+def damage_split_file(name: str, content: bytes):
+    def damage(directory: Path) -> None:
+        (directory / "train" / name).write_bytes(content)
+    return damage
+
+
+def fake_checkpoint(damage=None):
+    """A checkpoint-<step> folder: the fixture model plus a trainer_state.json, then ``damage``."""
+    def build(directory: Path) -> None:
+        (directory / "trainer_state.json").write_text(json.dumps({"global_step": 1}), encoding="utf-8")
+        if damage is not None:
+            damage(directory)
+    return build
+
+
+TRAIN_CASES = [
+    # 1. config values: type and range, before anything is created
+    Case("train-lr-not-a-number", TRAIN + ["--config_file", "{ws}/c.json"], files={"c.json": '{{"learning_rate": "fast"}}'},
+         says=("c.json", "learning_rate", "fast")),
+    Case("train-batch-size-0", TRAIN + ["--config_file", "{ws}/c.json"],
+         files={"c.json": '{{"per_device_train_batch_size": 0}}'}, says=("c.json", "per_device_train_batch_size", ">= 1")),
+    Case("train-original-batch-size-0", TRAIN + ["--config_file", "{ws}/c.yaml"], files={"c.yaml": "batch_size: 0\n"},
+         says=("c.yaml", "per_device_train_batch_size", "batch_size")),
+    Case("train-negative-max-steps-in-config", ["train", "--dataset_dir", "{dataset}", "--output_dir", "{ws}/out",
+                                                "--config_file", "{ws}/c.json"],
+         files={"c.json": '{{"max_steps": -5}}'}, says=("c.json", "max_steps", "-1")),
+    Case("train-negative-max-steps-flag", TRAIN[:-1] + ["-3"], says=("--max_steps",)),
+    Case("train-zero-learning-rate-flag", TRAIN + ["--learning_rate", "0"], says=("--learning_rate", "> 0")),
+    Case("train-grad-accum-0", TRAIN + ["--config_file", "{ws}/c.json"],
+         files={"c.json": '{{"gradient_accumulation_steps": 0}}'}, says=("c.json", "gradient_accumulation_steps")),
+    Case("train-bool-not-a-bool", TRAIN + ["--config_file", "{ws}/c.json"], files={"c.json": '{{"bf16": "maybe"}}'},
+         says=("c.json", "bf16", "true or false")),
+    Case("train-heads-do-not-divide", TRAIN + ["--config_file", "{ws}/c.json"],
+         files={"c.json": '{{"num_attention_heads": 3}}'}, says=("c.json", "hidden_size", "num_attention_heads")),
+    Case("train-unknown-pos-encoding", TRAIN + ["--config_file", "{ws}/c.json"],
+         files={"c.json": '{{"pos_encoding": "alibi"}}'}, says=("c.json", "pos_encoding", "rope")),
+    Case("train-dropout-1", TRAIN + ["--config_file", "{ws}/c.json"], files={"c.json": '{{"dropout": 1.5}}'},
+         says=("c.json", "dropout")),
+    Case("train-config-not-json", TRAIN + ["--config_file", "{ws}/c.json"], files={"c.json": '{{"max_steps": '},
+         says=("c.json", "line 1", "invalid JSON")),
+    Case("train-config-not-yaml", TRAIN + ["--config_file", "{ws}/c.yaml"], files={"c.yaml": "learning_rate: [1\n"},
+         says=("c.yaml", "line 2")),
+    Case("train-config-binary", TRAIN + ["--config_file", "{ws}/c.yaml"], files={"c.yaml": BINARY},
+         says=("c.yaml", "not a text file")),
+    Case("train-config-empty", TRAIN + ["--config_file", "{ws}/c.yaml"], files={"c.yaml": ""},
+         says=("c.yaml", "mapping")),
+    Case("train-config-missing", TRAIN + ["--config_file", "{ws}/nowhere.yaml"], says=("nowhere.yaml", "not found")),
+    Case("train-config-unknown-key", TRAIN + ["--config_file", "{ws}/c.json"], files={"c.json": '{{"learning_rat": 1}}'},
+         says=("c.json", "learning_rat")),
+    # 2. resume and init_from_model
+    Case("train-resume-missing", TRAIN + ["--resume_from_checkpoint", "{ws}/checkpoint-9"],
+         says=("{ws}/checkpoint-9", "resume_from_checkpoint", "not found")),
+    Case("train-resume-truncated-weights", TRAIN + ["--resume_from_checkpoint", "{ws}/checkpoint-1"],
+         files={"checkpoint-1": copy_fixture("model", fake_checkpoint(truncate_weights))},
+         says=("{ws}/checkpoint-1", "resume_from_checkpoint", "truncated")),
+    Case("train-resume-no-state", TRAIN + ["--resume_from_checkpoint", "{ws}/checkpoint-1"],
+         files={"checkpoint-1": copy_fixture("model")}, says=("{ws}/checkpoint-1", "trainer_state.json")),
+    Case("train-resume-true-none-there", ["train", "--dataset_dir", "{dataset}", "--output_dir", "{ws}/prev",
+                                          "--max_steps", "1", "--resume_from_checkpoint", "true"],
+         files={"prev/checkpoint-1": copy_fixture("model", fake_checkpoint(cut_header))},
+         says=("{ws}/prev", "checkpoint-1", "resume_from_checkpoint")),
+    Case("train-init-missing", TRAIN + ["--init_from_model", "{ws}/nowhere"], says=("nowhere", "init_from_model")),
+    Case("train-init-no-config", TRAIN + ["--init_from_model", "{ws}/m"],
+         files={"m": copy_fixture("model", remove("config.json"))}, says=("{ws}/m", "config.json", "init_from_model")),
+    Case("train-init-config-not-json", TRAIN + ["--init_from_model", "{ws}/m"],
+         files={"m": copy_fixture("model", write("config.json", "{not json"))},
+         says=("{ws}/m/config.json", "line 1", "init_from_model")),
+    Case("train-init-truncated-weights", TRAIN + ["--init_from_model", "{ws}/m"],
+         files={"m": copy_fixture("model", truncate_weights)}, says=("{ws}/m/model.safetensors", "truncated")),
+    Case("train-init-cut-header", TRAIN + ["--init_from_model", "{ws}/m"],
+         files={"m": copy_fixture("model", cut_header)}, says=("{ws}/m/model.safetensors", "init_from_model")),
+    Case("train-init-no-weights", TRAIN + ["--init_from_model", "{ws}/m"],
+         files={"m": copy_fixture("model", remove("model.safetensors"))}, says=("{ws}/m", "no model weights")),
+    Case("train-init-no-tokenizer", TRAIN + ["--init_from_model", "{ws}/m"],
+         files={"m": copy_fixture("model", remove("tokenizer.json"))}, says=("{ws}/m", "tokenizer.json")),
+    Case("train-init-config-wrong-type", TRAIN + ["--init_from_model", "{ws}/m"],
+         files={"m": copy_fixture("model", edit_json("config.json", hidden_size="wide"))},
+         says=("{ws}/m", "init_from_model")),
+    # 3. the dataset directory
+    Case("train-dataset-missing", ["train", "--dataset_dir", "{ws}/nowhere", "--output_dir", "{ws}/out"],
+         says=("nowhere", "dataset_dir")),
+    Case("train-dataset-is-a-file", ["train", "--dataset_dir", "{episodes}", "--output_dir", "{ws}/out"],
+         says=("{episodes}",)),
+    Case("train-metadata-not-json", ["train", "--dataset_dir", "{ws}/d", "--output_dir", "{ws}/out"],
+         files={"d": copy_fixture("dataset", write("mypt_metadata.json", "{oops"))},
+         says=("{ws}/d/mypt_metadata.json", "JSON")),
+    Case("train-metadata-missing-field", ["train", "--dataset_dir", "{ws}/d", "--output_dir", "{ws}/out"],
+         files={"d": copy_fixture("dataset", edit_json("mypt_metadata.json", tokenizer=None))},
+         says=("{ws}/d/mypt_metadata.json", "tokenizer")),
+    Case("train-arrow-garbage", ["train", "--dataset_dir", "{ws}/d", "--output_dir", "{ws}/out"],
+         files={"d": copy_fixture("dataset", damage_split_file("data-00000-of-00001.arrow", BINARY))},
+         says=("{ws}/d/train/data-00000-of-00001.arrow", "Arrow")),
+    Case("train-arrow-missing", ["train", "--dataset_dir", "{ws}/d", "--output_dir", "{ws}/out"],
+         files={"d": copy_fixture("dataset", lambda d: (d / "train" / "data-00000-of-00001.arrow").unlink())},
+         says=("{ws}/d/train/data-00000-of-00001.arrow", "missing")),
+    Case("train-split-state-not-json", ["train", "--dataset_dir", "{ws}/d", "--output_dir", "{ws}/out"],
+         files={"d": copy_fixture("dataset", damage_split_file("state.json", b"x"))},
+         says=("{ws}/d/train/state.json", "JSON")),
+    Case("train-eval-prompts-binary", TRAIN + ["--eval_prompts_file", "{ws}/p.json"], files={"p.json": BINARY},
+         says=("p.json",)),
+    Case("train-eval-prompts-missing", TRAIN + ["--eval_prompts_file", "{ws}/p.json"], says=("p.json", "not found")),
+]
+
+
+@pytest.mark.parametrize("case", TRAIN_CASES, ids=str)
+def test_train_bad_input(case, bad_input_fixtures, tmp_path, capsys, monkeypatch):
+    run_case(case, bad_input_fixtures, tmp_path / "ws", capsys, monkeypatch)
+
+
+def test_failed_train_leaves_no_output_dir(bad_input_fixtures, tmp_path, monkeypatch):
+    """A run that fails inside the trainer, before its first checkpoint, removes the folders it created."""
+    from mypt_hf.training import fit, trainer
+
+    def broken_train(self, *args, **kwargs):
+        raise RuntimeError("broken inside the trainer")
+
+    monkeypatch.setattr(trainer.MyPTSFTTrainer, "train", broken_train)
+    out = tmp_path / "new" / "deeper" / "out"
+    from mypt_hf.cli import main
+
+    assert main(["train", "--dataset_dir", str(bad_input_fixtures.dataset), "--output_dir", str(out),
+                 "--max_steps", "1"]) == 3
+    assert not (tmp_path / "new").exists()
+    assert fit.first_missing_ancestor(tmp_path) is None
