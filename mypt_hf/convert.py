@@ -55,22 +55,42 @@ class NativeCheckpoint:
 # ------------------------------------------------------------------------------------------- reading
 
 
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
+_PICKLE_PROTOCOL = b"\x80"  # the legacy torch.save format starts with a pickle (protocol >= 2)
+_NOT_A_CHECKPOINT = ("not a PyTorch checkpoint (expected a file torch.save wrote: model.pt, latest.pt or final.pt "
+                     "from the original project)")
+
+
 def _safe_torch_load(path: Path) -> Any:
+    if path.is_dir():
+        raise MyPTInputError("expected a checkpoint file, got a directory", path=str(path))
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    if not magic:
+        raise MyPTInputError(f"empty file: {_NOT_A_CHECKPOINT}", path=str(path))
+    if not (magic.startswith(_ZIP_MAGIC) or magic.startswith(_PICKLE_PROTOCOL)):
+        raise MyPTInputError(_NOT_A_CHECKPOINT, path=str(path))
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        if "Unsupported global" not in str(error):  # a damaged stream, not a class it would have to run
+            raise MyPTInputError(f"damaged checkpoint: {_NOT_A_CHECKPOINT}", path=str(path)) from None
+        reason = next((line.strip() for line in str(error).splitlines() if "Unsupported global" in line), "")
         raise MyPTInputError(
             "refusing to load: this pickle needs arbitrary code to unpickle (torch.load weights_only=True "
-            f"rejected it: {str(error).splitlines()[0][:200]}). Only tensors, dicts, lists and plain values "
+            f"rejected it: {reason[:200]}). Only tensors, dicts, lists and plain values "
             "are accepted; re-save the checkpoint from the original project as a state dict", path=str(path)) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise MyPTInputError(f"cannot read checkpoint ({type(error).__name__}: {str(error)[:200]})",
+    except Exception as error:  # noqa: BLE001 - torch reports a truncated/damaged file as many error types
+        summary = (str(error).strip().splitlines() or [""])[0][:160]
+        raise MyPTInputError(f"damaged or truncated checkpoint ({type(error).__name__}: {summary})",
                              path=str(path)) from None
 
 
 def _read_json(path: Path) -> Dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise MyPTInputError("not a JSON text file (not UTF-8)", path=str(path)) from None
     except json.JSONDecodeError as error:
         raise MyPTInputError(f"invalid JSON ({error.msg})", path=str(path), line=error.lineno) from None
     if not isinstance(data, dict):
@@ -99,6 +119,9 @@ def _load_legacy_file(path: Path) -> NativeCheckpoint:
                              path=str(path))
     state, _ = _as_state_dict(obj["model_state_dict"], path)
     tok = obj.get("tokenizer") if isinstance(obj.get("tokenizer"), dict) else None
+    if not isinstance(obj["config"], dict):
+        raise MyPTInputError(f"'config' must be a dict of GPTConfig fields, got {type(obj['config']).__name__}",
+                             path=str(path), field="config")
     return NativeCheckpoint(config=dict(obj["config"]), state_dict=state, tokenizer_state=tok,
                             source=str(path), layout="legacy_file")
 
@@ -129,16 +152,43 @@ def load_native_checkpoint(path: PathLike) -> NativeCheckpoint:
 # ------------------------------------------------------------------------------------------- mapping
 
 
-def native_config_to_hf(native: Dict[str, Any], notes: Optional[List[str]] = None):
+#: GPTConfig fields that must be whole numbers >= 1, and the number fields with their valid range.
+_POSITIVE_INT_FIELDS = ("vocab_size", "n_embd", "n_head", "n_layer", "block_size")
+
+
+def check_native_config(cfg: Dict[str, Any], where: Optional[str] = None) -> None:
+    """Refuse a GPTConfig dict whose sizes are not whole numbers >= 1, whose n_head does not divide n_embd,
+    or whose dropout / rope values are not numbers in range (MyPTInputError naming ``where`` and the field)."""
+    for name in _POSITIVE_INT_FIELDS:
+        value = cfg[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise MyPTInputError(f"must be a whole number >= 1, got {value!r}", path=where, field=name)
+    if cfg["n_embd"] % cfg["n_head"]:
+        raise MyPTInputError(f"n_embd {cfg['n_embd']} is not a multiple of n_head {cfg['n_head']}", path=where,
+                             field="n_head")
+    if cfg["pos_encoding"] == "rope" and (cfg["n_embd"] // cfg["n_head"]) % 2:
+        raise MyPTInputError(f"RoPE needs an even head size; n_embd {cfg['n_embd']} / n_head {cfg['n_head']} is odd",
+                             path=where, field="n_head")
+    for name, low, high in (("dropout", 0.0, 1.0), ("rope_theta", 0.0, None), ("rope_scale", 0.0, None)):
+        value = cfg[name]
+        bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not value == value
+        if bad or (name == "dropout" and not low <= value < high) or (name != "dropout" and value <= low):
+            valid = "in [0, 1)" if name == "dropout" else "> 0"
+            raise MyPTInputError(f"must be a number {valid}, got {value!r}", path=where, field=name)
+
+
+def native_config_to_hf(native: Dict[str, Any], notes: Optional[List[str]] = None, where: Optional[str] = None):
     """Build a MyPTConfig from the original ``GPTConfig`` dict, reproducing what the original built.
 
     The original treats any string other than rope/swiglu/rmsnorm as the GPT-2 variant; the converted
-    config names that variant explicitly (and says so in ``notes``).
+    config names that variant explicitly (and says so in ``notes``). ``where`` (the config's file) names the
+    file in the MyPTInputError a bad value raises.
     """
     from .configuration_mypt import MyPTConfig
 
     notes = notes if notes is not None else []
     cfg = {**_ORIGINAL_DEFAULTS, **{k: v for k, v in native.items() if v is not None}}
+    check_native_config(cfg, where)
     resolved = {}
     for key, special, fallback in (("pos_encoding", "rope", "learned"), ("mlp_type", "swiglu", "gelu"),
                                    ("norm_type", "rmsnorm", "layernorm")):
@@ -280,11 +330,19 @@ def build_hf_model(checkpoint: NativeCheckpoint):
     """The MyPTForCausalLM (fp32, eval mode) a native checkpoint describes, legacy tag rows moved."""
     from .modeling_mypt import MyPTForCausalLM
 
-    config = native_config_to_hf(checkpoint.config, checkpoint.notes)
+    where = config_location(checkpoint)
+    config = native_config_to_hf(checkpoint.config, checkpoint.notes, where=where)
+    check_config_matches_weights(checkpoint, config)
     if "lm_head.bias" not in checkpoint.state_dict:
         config.lm_head_bias = False
         checkpoint.notes.append("state dict has no lm_head.bias; converted without one")
-    hf_state = native_state_dict_to_hf(checkpoint.state_dict, config)
+    try:
+        hf_state = native_state_dict_to_hf(checkpoint.state_dict, config)
+    except MyPTInputError as error:
+        if error.path is not None:
+            raise
+        raise MyPTInputError(f"weights do not match the config ({_reason(error)})", path=weights_location(checkpoint),
+                             field=error.field) from None
     layout = detect_tag_layout(checkpoint.tokenizer_state)
     if layout == "legacy15":
         move_legacy15_rows(hf_state)
@@ -295,14 +353,60 @@ def build_hf_model(checkpoint: NativeCheckpoint):
         config.pad_token_id = GPT2_TAG_IDS[EOT]
     with torch.device("cpu"):
         model = MyPTForCausalLM(config).to(torch.float32)
-    result = model.load_state_dict(hf_state, strict=True)
-    del result
+    try:
+        model.load_state_dict(hf_state, strict=True)
+    except RuntimeError as error:  # a tensor whose shape the config does not give
+        detail = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()), str(error))[:300]
+        raise MyPTInputError(f"weights do not match the config: {detail}", path=where) from None
     if config.tie_word_embeddings:
         model.tie_weights()
     model.generation_config.eos_token_id = config.eos_token_id
     model.generation_config.pad_token_id = config.pad_token_id
     model.generation_config.bos_token_id = None
     return model.eval()
+
+
+def config_location(checkpoint: NativeCheckpoint) -> str:
+    """The file that holds a native checkpoint's config (``config.json``, or the legacy single file)."""
+    source = Path(checkpoint.source)
+    return str(source / "config.json") if checkpoint.layout == "directory" else str(source)
+
+
+def weights_location(checkpoint: NativeCheckpoint) -> str:
+    """The file that holds a native checkpoint's weights (``model.pt``, or the legacy single file)."""
+    source = Path(checkpoint.source)
+    return str(source / "model.pt") if checkpoint.layout == "directory" else str(source)
+
+
+def _reason(error: MyPTInputError) -> str:
+    """The message of an error raised without a path or line (its ``field 'x': `` prefix removed)."""
+    text = str(error)
+    prefix = f"field '{error.field}': " if error.field else ""
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def check_config_matches_weights(checkpoint: NativeCheckpoint, config) -> None:
+    """Refuse a config whose vocab_size / n_embd / block_size disagree with the embedding tables' shapes
+    (MyPTInputError naming the config's file and the field, with the size the weights have)."""
+    where = config_location(checkpoint)
+    embedding = checkpoint.state_dict.get("token_embedding_table.weight")
+    if embedding is not None and embedding.dim() == 2:
+        rows, width = embedding.shape
+        if rows != config.vocab_size:
+            raise MyPTInputError(f"is {config.vocab_size} but the weights have {rows} embedding rows", path=where,
+                                 field="vocab_size")
+        if width != config.hidden_size:
+            raise MyPTInputError(f"is {config.hidden_size} but the weights are {width} wide", path=where,
+                                 field="n_embd")
+    layers = {int(key.split(".")[1]) for key in checkpoint.state_dict
+              if key.startswith("blocks.") and key.split(".")[1].isdigit()}
+    if layers and max(layers) + 1 != config.num_hidden_layers:
+        raise MyPTInputError(f"is {config.num_hidden_layers} but the weights hold {max(layers) + 1} blocks", path=where,
+                             field="n_layer")
+    positions = checkpoint.state_dict.get("position_embedding_table.weight")
+    if config.pos_encoding == "learned" and positions is not None and positions.shape[0] != config.max_position_embeddings:
+        raise MyPTInputError(f"is {config.max_position_embeddings} but the weights hold {positions.shape[0]} positions",
+                             path=where, field="block_size")
 
 
 def _resolve_tokenizer(checkpoint: NativeCheckpoint, tokenizer: Any, skip_tokenizer: bool):
@@ -390,22 +494,27 @@ def llama_export_blockers(model) -> List[str]:
     return reasons
 
 
-def export_llama(hf_dir: PathLike, output_dir: PathLike, *, overwrite: bool = False) -> Path:
+def export_llama(hf_dir: PathLike, output_dir: PathLike, *, overwrite: bool = False,
+                 source: Optional[PathLike] = None) -> Path:
     """Write a plain ``LlamaForCausalLM`` directory with the same logits as the MyPT model in ``hf_dir``.
 
-    Refuses (MyPTInputError naming every reason) when the architecture is not exactly Llama's.
+    Refuses (MyPTInputError naming every reason) when the architecture is not exactly Llama's. ``source``: the
+    path errors name (the user's native checkpoint when ``hf_dir`` is a scratch conversion of it).
     """
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+    from .model_files import load_causal_lm
     from .modeling_mypt import MyPTForCausalLM
 
     hf_dir = Path(hf_dir)
-    if not (hf_dir / "config.json").is_file():
-        raise MyPTInputError("not an HF model directory (no config.json)", path=str(hf_dir))
-    model = MyPTForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32)
+    named = str(source) if source is not None else str(hf_dir)
+    model = load_causal_lm(hf_dir, field="input", dtype=torch.float32)
+    if not isinstance(model, MyPTForCausalLM):
+        raise MyPTInputError(f"--to_llama exports MyPT models; this one is {type(model).__name__}", path=named,
+                             field="input")
     reasons = llama_export_blockers(model)
     if reasons:
-        raise MyPTInputError("cannot export to LlamaForCausalLM exactly: " + "; ".join(reasons), path=str(hf_dir))
+        raise MyPTInputError("cannot export to LlamaForCausalLM exactly: " + "; ".join(reasons), path=named)
     cfg = model.config
     rope = {"rope_type": "default", "rope_theta": float(cfg.rope_theta)}
     if cfg.rope_scale != 1.0:

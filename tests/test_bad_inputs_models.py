@@ -178,3 +178,95 @@ def test_failed_train_leaves_no_output_dir(bad_input_fixtures, tmp_path, monkeyp
                  "--max_steps", "1"]) == 3
     assert not (tmp_path / "new").exists()
     assert fit.first_missing_ancestor(tmp_path) is None
+
+
+# ------------------------------------------------------------------------------------------- convert
+
+
+def native_checkpoint(config_changes=None, raw_config: str = None):
+    """A ``files`` entry: a native MyPT checkpoint directory (config.json + model.pt), its config edited."""
+    def build(fixtures, path: Path) -> None:
+        import torch
+
+        from test_convert import original_config, original_state_dict
+
+        config = original_config()
+        state = original_state_dict(config)
+        path.mkdir(parents=True)
+        torch.save(state, path / "model.pt")
+        config.update(config_changes or {})
+        text = raw_config if raw_config is not None else json.dumps(config)
+        (path / "config.json").write_text(text, encoding="utf-8")
+    return build
+
+
+def pickle_needing_code(fixtures, path: Path) -> None:
+    import fractions
+
+    import torch
+
+    # any class outside torch's allow-list: loading it would run its (here harmless) code
+    torch.save({"config": {}, "model_state_dict": {"w": fractions.Fraction(1, 3)}}, path)
+
+
+def native_learned_checkpoint(fixtures, path: Path) -> None:
+    import torch
+
+    from test_convert import original_config, original_state_dict
+
+    config = original_config(pos_encoding="learned", mlp_type="gelu", norm_type="layernorm")
+    path.mkdir(parents=True)
+    torch.save(original_state_dict(config), path / "model.pt")
+    (path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+
+
+CONVERT = ["convert", "--input", "{ws}/ck", "--output_dir", "{ws}/out", "--skip_tokenizer"]
+CONVERT_CASES = [
+    Case("convert-vocab-disagrees", CONVERT, files={"ck": native_checkpoint({"vocab_size": 99})},
+         says=("{ws}/ck/config.json", "vocab_size", "80")),
+    Case("convert-n-embd-disagrees", CONVERT, files={"ck": native_checkpoint({"n_embd": 48, "n_head": 4})},
+         says=("{ws}/ck/config.json", "n_embd", "32")),
+    Case("convert-n-head-does-not-divide", CONVERT, files={"ck": native_checkpoint({"n_head": 3})},
+         says=("{ws}/ck/config.json", "n_head")),
+    Case("convert-n-head-zero", CONVERT, files={"ck": native_checkpoint({"n_head": 0})},
+         says=("{ws}/ck/config.json", "n_head", ">= 1")),
+    Case("convert-n-embd-not-a-number", CONVERT, files={"ck": native_checkpoint({"n_embd": "wide"})},
+         says=("{ws}/ck/config.json", "n_embd", "wide")),
+    Case("convert-vocab-bool", CONVERT, files={"ck": native_checkpoint({"vocab_size": True})},
+         says=("{ws}/ck/config.json", "vocab_size")),
+    Case("convert-block-size-0", CONVERT, files={"ck": native_checkpoint({"block_size": 0})},
+         says=("{ws}/ck/config.json", "block_size")),
+    Case("convert-n-layer-disagrees", CONVERT, files={"ck": native_checkpoint({"n_layer": 3})},
+         says=("{ws}/ck/config.json", "n_layer", "2 blocks")),
+    Case("convert-dropout-out-of-range", CONVERT, files={"ck": native_checkpoint({"dropout": 2})},
+         says=("{ws}/ck/config.json", "dropout")),
+    Case("convert-config-not-json", CONVERT, files={"ck": native_checkpoint(raw_config="{oops")},
+         says=("{ws}/ck/config.json", "line 1")),
+    Case("convert-random-binary", ["convert", "--input", "{ws}/final.pt", "--output_dir", "{ws}/out"],
+         files={"final.pt": BINARY}, says=("{ws}/final.pt", "not a PyTorch checkpoint")),
+    Case("convert-text-file", ["convert", "--input", "{ws}/final.pt", "--output_dir", "{ws}/out"],
+         files={"final.pt": "hello, I am text\n"}, says=("{ws}/final.pt", "not a PyTorch checkpoint")),
+    Case("convert-empty-file", ["convert", "--input", "{ws}/final.pt", "--output_dir", "{ws}/out"],
+         files={"final.pt": b""}, says=("{ws}/final.pt", "empty")),
+    Case("convert-needs-code", ["convert", "--input", "{ws}/final.pt", "--output_dir", "{ws}/out"],
+         files={"final.pt": pickle_needing_code}, says=("{ws}/final.pt", "arbitrary code")),
+    Case("convert-missing", ["convert", "--input", "{ws}/nowhere", "--output_dir", "{ws}/out"],
+         says=("{ws}/nowhere", "not found")),
+    Case("convert-empty-dir", ["convert", "--input", "{ws}/empty", "--output_dir", "{ws}/out"],
+         files={"empty/.keep": ""}, says=("{ws}/empty", "config.json")),
+    Case("convert-to-llama-names-the-input", ["convert", "--input", "{ws}/ck", "--output_dir", "{ws}/out",
+                                              "--to_llama", "--skip_tokenizer"],
+         files={"ck": native_learned_checkpoint}, says=("{ws}/ck:", "pos_encoding")),
+    Case("convert-to-llama-hf-truncated", ["convert", "--input", "{ws}/m", "--output_dir", "{ws}/out", "--to_llama"],
+         files={"m": copy_fixture("model", truncate_weights)}, says=("{ws}/m/model.safetensors", "truncated")),
+    Case("convert-to-llama-hf-config-not-json", ["convert", "--input", "{ws}/m", "--output_dir", "{ws}/out",
+                                                 "--to_llama"],
+         files={"m": copy_fixture("model", write("config.json", "[1, 2"))}, says=("{ws}/m/config.json",)),
+    Case("convert-output-exists", ["convert", "--input", "{model}", "--output_dir", "{ws}/out", "--to_llama"],
+         files={"out/keep.txt": "mine"}, says=("{ws}/out", "--overwrite")),
+]
+
+
+@pytest.mark.parametrize("case", CONVERT_CASES, ids=str)
+def test_convert_bad_input(case, bad_input_fixtures, tmp_path, capsys, monkeypatch):
+    run_case(case, bad_input_fixtures, tmp_path / "ws", capsys, monkeypatch)

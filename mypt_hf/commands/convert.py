@@ -23,11 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     import tempfile
     from pathlib import Path
 
     from ..convert import convert_checkpoint, export_llama
+    from ..errors import MyPTInputError
+    from ..model_files import read_model_config
 
     source = Path(args.input)
     if not args.to_llama:
@@ -35,13 +36,15 @@ def run(args: argparse.Namespace) -> int:
                                  overwrite=args.overwrite)
         print(f"wrote HF model to {out}")
         return 0
-    config = source / "config.json"
-    if config.is_file() and "model_type" in json.loads(config.read_text(encoding="utf-8")):
+    if Path(args.output_dir).exists() and not args.overwrite:  # before any work, as convert_checkpoint does
+        raise MyPTInputError("output directory already exists (pass --overwrite to replace it)",
+                             path=args.output_dir, field="output_dir")
+    if source.is_dir() and (source / "config.json").is_file() and "model_type" in read_model_config(source, field="input"):
         out = export_llama(source, args.output_dir, overwrite=args.overwrite)
-    else:  # a native checkpoint: convert to HF first, in a scratch directory
+    else:  # a native checkpoint: convert to HF first, in a scratch directory (errors name the user's input)
         with tempfile.TemporaryDirectory() as scratch:
             hf_dir = Path(scratch) / "hf"
             convert_checkpoint(source, hf_dir, args.tokenizer, skip_tokenizer=args.skip_tokenizer)
-            out = export_llama(hf_dir, args.output_dir, overwrite=args.overwrite)
+            out = export_llama(hf_dir, args.output_dir, overwrite=args.overwrite, source=source)
     print(f"wrote LlamaForCausalLM to {out}")
     return 0
