@@ -8,7 +8,7 @@ kept visible (the format check must see a forbidden tag the model emits).
 
 from __future__ import annotations
 
-import warnings
+import sys
 from typing import Any, Dict, List, Optional, Sequence
 
 import torch
@@ -30,15 +30,28 @@ def _context_length(model) -> Optional[int]:
     return getattr(model.config, "max_position_embeddings", None)
 
 
-def _truncate_prompt(ids: List[int], model, max_new_tokens: int) -> List[int]:
-    # The original keeps the prompt's last block_size ids; here the reply must fit too (no sliding window).
+def fit_to_context(prompt_lengths: Sequence[int], model, max_new_tokens: int) -> int:
+    """``max_new_tokens`` capped at what the model's context leaves after the longest prompt.
+
+    A prompt is never cut (the original kept its last block_size ids, so the model answered another prompt): one
+    that leaves no room for a single new token is a MyPTInputError. When the cap applies it is said in one line
+    on stderr. Models without ``max_position_embeddings`` are not capped.
+    """
+    from .errors import MyPTInputError
+
     limit = _context_length(model)
-    if limit is not None and len(ids) + max_new_tokens > limit:
-        keep = max(limit - max_new_tokens, 1)
-        warnings.warn(f"prompt of {len(ids)} tokens + {max_new_tokens} new tokens exceeds the context of {limit}; "
-                      f"keeping the prompt's last {keep} tokens", stacklevel=3)
-        ids = ids[-keep:]
-    return ids
+    if limit is None or not prompt_lengths:
+        return max_new_tokens
+    longest = max(prompt_lengths)
+    if longest >= limit:
+        raise MyPTInputError(f"the prompt has {longest} tokens but the model's context is {limit} tokens, leaving no "
+                             "room for a reply; shorten the prompt", field="prompt")
+    room = limit - longest
+    if max_new_tokens > room:
+        print(f"note: max_new_tokens {max_new_tokens} capped to {room}: the model's context is {limit} tokens and the "
+              f"{'prompt' if len(prompt_lengths) == 1 else 'longest prompt'} has {longest}", file=sys.stderr)
+        return room
+    return max_new_tokens
 
 
 def _cut_at_stop(ids: Sequence[int], stop_ids: Sequence[int]) -> List[int]:
@@ -63,7 +76,8 @@ def generate_ids(model, tokenizer, prompts: Sequence[Sequence[int]], *, max_new_
     """Generate from tokenized prompts in left-padded batches; returns each reply's ids up to its stop id.
 
     Prompts are grouped by length (stable sort) so batches hold little padding; the results come back
-    in the input order.
+    in the input order. ``max_new_tokens`` is capped at the context the longest prompt leaves
+    (:func:`fit_to_context`, said on stderr); a prompt with no room for a reply is a MyPTInputError.
     """
     from tqdm.auto import tqdm
 
@@ -72,7 +86,8 @@ def generate_ids(model, tokenizer, prompts: Sequence[Sequence[int]], *, max_new_
     stop_ids = stop_token_ids(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[-1]
     device = next(model.parameters()).device
-    prompts = [_truncate_prompt(list(p), model, max_new_tokens) for p in prompts]
+    prompts = [list(p) for p in prompts]
+    max_new_tokens = fit_to_context([len(p) for p in prompts], model, max_new_tokens)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results: List[Optional[List[int]]] = [None] * len(prompts)
     was_training = model.training
@@ -130,8 +145,8 @@ def generate_text(model, tokenizer, prompt_text: str, temperature: float = 0.8, 
     Tag strings in ``prompt_text`` become tag ids (a raw prompt is how a user writes a chat by hand).
     ``temperature <= 0`` means greedy argmax with no penalty or filtering, as in the original;
     ``top_k = 0`` and ``top_p = 1`` disable those filters. Returns prompt + completion (the original's
-    output; a prompt longer than the context is cut to its tail for the model but returned whole) unless
-    ``return_full_text=False``. Generation stops after ``</myPT_assistant>`` or ``<myPT_eot>``. Note: HF's repetition penalty covers the whole sequence,
+    output) unless ``return_full_text=False``; a prompt that does not fit the context is refused, never cut, and
+    ``max_new_tokens`` is capped at the room it leaves (:func:`fit_to_context`). Generation stops after ``</myPT_assistant>`` or ``<myPT_eot>``. Note: HF's repetition penalty covers the whole sequence,
     the original's only the last 256 ids.
     """
     ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
@@ -151,4 +166,4 @@ def generate_text(model, tokenizer, prompt_text: str, temperature: float = 0.8, 
     return _decode(tokenizer, ids) + completion if return_full_text else completion
 
 
-__all__ = ["DEFAULT_MAX_NEW_TOKENS", "build_chat_messages", "generate_ids", "generate_replies", "generate_text"]
+__all__ = ["DEFAULT_MAX_NEW_TOKENS", "build_chat_messages", "fit_to_context", "generate_ids", "generate_replies", "generate_text"]

@@ -270,3 +270,129 @@ CONVERT_CASES = [
 @pytest.mark.parametrize("case", CONVERT_CASES, ids=str)
 def test_convert_bad_input(case, bad_input_fixtures, tmp_path, capsys, monkeypatch):
     run_case(case, bad_input_fixtures, tmp_path / "ws", capsys, monkeypatch)
+
+
+# ------------------------------------------------------------------------------------------- generate, eval, checks
+
+NO_TOKENIZER = copy_fixture("model", remove("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"))
+GENERATE = ["generate", "--prompt", "Hello", "--temperature", "0", "--max_new_tokens", "2", "--model"]
+EVAL = ["eval", "--buckets", "A", "--max_new_tokens", "2", "--no_progress", "--model"]
+EPISODES = ["eval-episodes", "--episodes", "{episodes}", "--max_new_tokens", "2", "--model"]
+LONG_PROMPT = " ".join(["word"] * 200)  # well over the fixture model's 128-token context
+
+MODEL_CASES = [
+    Case("generate-no-tokenizer", GENERATE + ["{ws}/m"], files={"m": NO_TOKENIZER},
+         says=("{ws}/m", "tokenizer.json", "--tokenizer")),
+    Case("generate-missing-model", GENERATE + ["{ws}/nowhere"], says=("{ws}/nowhere", "not found")),
+    Case("generate-model-is-a-file", GENERATE + ["{episodes}"], says=("{episodes}", "directory")),
+    Case("generate-empty-dir", GENERATE + ["{ws}/m"], files={"m/.keep": ""}, says=("{ws}/m", "config.json")),
+    Case("generate-config-not-json", GENERATE + ["{ws}/m"], files={"m": copy_fixture("model", write("config.json", "x"))},
+         says=("{ws}/m/config.json",)),
+    Case("generate-config-wrong-type", GENERATE + ["{ws}/m"],
+         files={"m": copy_fixture("model", edit_json("config.json", hidden_size="wide"))}, says=("{ws}/m",)),
+    Case("generate-truncated-weights", GENERATE + ["{ws}/m"], files={"m": copy_fixture("model", truncate_weights)},
+         says=("{ws}/m/model.safetensors", "truncated")),
+    Case("generate-binary-weights", GENERATE + ["{ws}/m"],
+         files={"m": copy_fixture("model", lambda d: (d / "model.safetensors").write_bytes(BINARY))},
+         says=("{ws}/m/model.safetensors",)),
+    Case("generate-missing-tokenizer-spec", GENERATE + ["{model}", "--tokenizer", "{ws}/nowhere.tiktoken"],
+         says=("nowhere.tiktoken",)),
+    Case("generate-prompt-too-long", ["generate", "--prompt", LONG_PROMPT, "--temperature", "0", "--model", "{model}"],
+         says=("prompt", "128 tokens")),
+    Case("generate-max-new-tokens-0", GENERATE[:-2] + ["0", "--model", "{model}"], says=("max_new_tokens",)),
+    Case("eval-no-tokenizer", EVAL + ["{ws}/m"], files={"m": NO_TOKENIZER}, says=("{ws}/m", "tokenizer.json")),
+    Case("eval-truncated-weights", EVAL + ["{ws}/m"], files={"m": copy_fixture("model", truncate_weights)},
+         says=("{ws}/m/model.safetensors",)),
+    Case("eval-batch-size-0", EVAL + ["{model}", "--batch_size", "0"], says=("batch_size",)),
+    Case("eval-bad-threshold", EVAL + ["{model}", "--threshold", "A=2"], says=("threshold",)),
+    Case("eval-episodes-no-tokenizer", EPISODES + ["{ws}/m"], files={"m": NO_TOKENIZER},
+         says=("{ws}/m", "tokenizer.json")),
+    Case("eval-episodes-min-exact-match-over-1", EPISODES + ["{model}", "--min_exact_match", "75"],
+         says=("min_exact_match", "[0, 1]")),
+    Case("eval-episodes-batch-size-0", EPISODES + ["{model}", "--batch_size", "0"], says=("batch_size",)),
+    Case("eval-episodes-limit-0", EPISODES + ["{model}", "--limit", "0"], says=("limit",)),
+    Case("eval-episodes-episodes-binary", ["eval-episodes", "--episodes", "{ws}/e.jsonl", "--model", "{model}"],
+         files={"e.jsonl": BINARY}, says=("e.jsonl",)),
+    Case("eval-episodes-episodes-empty", ["eval-episodes", "--episodes", "{ws}/e.jsonl", "--model", "{model}"],
+         files={"e.jsonl": ""}, says=("e.jsonl",)),
+    Case("eval-episodes-episodes-a-dir", ["eval-episodes", "--episodes", "{ws}/e", "--model", "{model}"],
+         files={"e/.keep": ""}, says=("{ws}/e",)),
+    Case("check-tie-weights-truncated", ["check-tie-weights", "--model", "{ws}/m"],
+         files={"m": copy_fixture("model", truncate_weights)}, says=("{ws}/m/model.safetensors",)),
+    Case("check-tie-weights-config-not-json", ["check-tie-weights", "--model", "{ws}/m"],
+         files={"m": copy_fixture("model", write("config.json", "{"))}, says=("{ws}/m/config.json",)),
+    Case("check-tie-weights-missing", ["check-tie-weights", "--model", "{ws}/nowhere"], says=("{ws}/nowhere",)),
+    Case("parity-arrow-garbage", ["debug-train-eval-parity", "--model", "{model}", "--dataset_dir", "{ws}/d",
+                                  "--split", "train"],
+         files={"d": copy_fixture("dataset", damage_split_file("data-00000-of-00001.arrow", BINARY))},
+         says=("{ws}/d/train/data-00000-of-00001.arrow",)),
+    Case("parity-truncated-weights", ["debug-train-eval-parity", "--model", "{ws}/m", "--dataset_dir", "{dataset}"],
+         files={"m": copy_fixture("model", truncate_weights)}, says=("{ws}/m/model.safetensors",)),
+    Case("parity-n-batches-0", ["debug-train-eval-parity", "--model", "{model}", "--dataset_dir", "{dataset}",
+                                "--n_batches", "0"], says=("n_batches",)),
+    Case("parity-unknown-device", ["debug-train-eval-parity", "--model", "{model}", "--dataset_dir", "{dataset}",
+                                   "--device", "toaster"], says=("device",)),
+    # 7. eval-episodes gates by default: a random model scores 0 % and fails bucket E's 0.75
+    Case("eval-episodes-gates-by-default", EPISODES + ["{model}"], code=1, says=("75.0%",)),
+]
+
+UNREADABLE_CASES = [
+    Case("train-config-unreadable", TRAIN + ["--config_file", "{ws}/c.yaml"], files={"c.yaml": "max_steps: 1\n"},
+         modes={"c.yaml": 0o000}, says=("c.yaml",)),
+    Case("generate-config-unreadable", GENERATE + ["{ws}/m"], files={"m": copy_fixture("model")},
+         modes={"m/config.json": 0o000}, says=("{ws}/m/config.json",)),
+    Case("eval-episodes-episodes-unreadable", ["eval-episodes", "--episodes", "{ws}/e.jsonl", "--model", "{model}"],
+         files={"e.jsonl": "{{}}\n"}, modes={"e.jsonl": 0o000}, says=("e.jsonl",)),
+    Case("convert-input-unreadable", ["convert", "--input", "{ws}/final.pt", "--output_dir", "{ws}/out"],
+         files={"final.pt": BINARY}, modes={"final.pt": 0o000}, says=("final.pt",)),
+]
+
+
+@pytest.mark.parametrize("case", MODEL_CASES, ids=str)
+def test_model_command_bad_input(case, bad_input_fixtures, tmp_path, capsys, monkeypatch):
+    run_case(case, bad_input_fixtures, tmp_path / "ws", capsys, monkeypatch)
+
+
+@pytest.mark.skipif(not permissions_enforced(), reason="running as root: a chmod 000 file stays readable")
+@pytest.mark.parametrize("case", UNREADABLE_CASES, ids=str)
+def test_unreadable_input(case, bad_input_fixtures, tmp_path, capsys, monkeypatch):
+    run_case(case, bad_input_fixtures, tmp_path / "ws", capsys, monkeypatch)
+
+
+def test_eval_episodes_default_gate_is_bucket_e_and_zero_reports_only(bad_input_fixtures, tmp_path, monkeypatch, capsys):
+    from mypt_hf.cli import build_command_parser, main
+    from mypt_hf.commands.eval_episodes import DEFAULT_MIN_EXACT_MATCH
+    from mypt_hf.evaluation.suite import DEFAULT_THRESHOLDS
+
+    assert DEFAULT_MIN_EXACT_MATCH == DEFAULT_THRESHOLDS["operators"]
+    assert "default 0.75" in build_command_parser("eval-episodes").format_help()
+    monkeypatch.chdir(tmp_path)
+    code = main(["eval-episodes", "--episodes", str(bad_input_fixtures.episodes), "--model",
+                 str(bad_input_fixtures.model), "--max_new_tokens", "2", "--min_exact_match", "0"])
+    assert code == 0
+    assert "exact match: 0/8" in capsys.readouterr().out
+
+
+def test_generate_caps_max_new_tokens_at_the_context_and_says_so(bad_input_fixtures, tmp_path, monkeypatch, capsys):
+    """--max_new_tokens past the context: the prompt is kept whole and the reply capped, with one note on stderr."""
+    from mypt_hf.cli import main
+    from mypt_hf.generation import generate_ids
+    from mypt_hf.tokenization_mypt import load_tokenizer
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", "--model", str(bad_input_fixtures.model), "--prompt", "Hello there", "--temperature",
+                 "0", "--max_new_tokens", "1000000000"]) == 0
+    captured = capsys.readouterr()
+    notes = [line for line in captured.err.splitlines() if "capped" in line]
+    assert len(notes) == 1 and "1000000000" in notes[0] and "128" in notes[0]
+    assert captured.out.startswith("Hello there")
+
+    tokenizer = load_tokenizer(str(bad_input_fixtures.model))
+    model = AutoModelForCausalLM.from_pretrained(str(bad_input_fixtures.model))
+    prompt = tokenizer("Hello there", add_special_tokens=False)["input_ids"]
+    # no stop ids, so generation runs to the cap: exactly what the context leaves after the whole prompt
+    monkeypatch.setattr("mypt_hf.generation.stop_token_ids", lambda tok: [len(tokenizer) + 10])
+    reply = generate_ids(model, tokenizer, [prompt], max_new_tokens=250)[0]
+    assert len(reply) == 128 - len(prompt)
+    assert "capped to" in capsys.readouterr().err

@@ -22,32 +22,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import datasets
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    import mypt_hf  # noqa: F401  (registers MyPT with the Auto classes)
+    from mypt_hf.commands.eval import resolve_device
     from mypt_hf.data.metadata import METADATA_FILE, PreparedMetadata
     from mypt_hf.errors import GateFailure, MyPTInputError
     from mypt_hf.evaluation.parity import format_parity, train_eval_parity
     from mypt_hf.io_utils import write_json
+    from mypt_hf.model_files import check_saved_model_dir, load_causal_lm
+    from mypt_hf.training.dataset_files import load_dataset_dict_checked
 
-    if not Path(args.model).is_dir():
-        raise MyPTInputError("model directory not found", path=args.model)
+    for name in ("batch_size", "n_batches"):
+        if getattr(args, name) < 1:
+            raise MyPTInputError(f"--{name} must be >= 1, got {getattr(args, name)}", field=name)
+    device = resolve_device(args.device)
+    check_saved_model_dir(args.model, need_tokenizer=False)
     if not Path(args.dataset_dir).is_dir():
-        raise MyPTInputError("dataset directory not found", path=args.dataset_dir)
-    if args.batch_size < 1 or args.n_batches < 1:
-        raise MyPTInputError("--batch_size and --n_batches must be >= 1")
+        raise MyPTInputError("dataset directory not found", path=args.dataset_dir, field="dataset_dir")
     if not (Path(args.dataset_dir) / METADATA_FILE).is_file():
-        raise MyPTInputError(f"not a prepared dataset (no {METADATA_FILE})", path=args.dataset_dir)
+        raise MyPTInputError(f"not a prepared dataset (no {METADATA_FILE})", path=args.dataset_dir, field="dataset_dir")
     # The check needs only the rows; the metadata is read (and checked) only for a model without a pad id.
-    dataset = datasets.load_from_disk(args.dataset_dir)
+    dataset = load_dataset_dict_checked(args.dataset_dir)
     split = "validation" if args.split == "val" else args.split
     if split not in dataset:
         raise MyPTInputError(f"split {split!r} not in the dataset (has {', '.join(dataset)})",
                              path=args.dataset_dir, field="split")
-    model = AutoModelForCausalLM.from_pretrained(args.model)
-    model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = load_causal_lm(args.model)
+    model.to(device)
     pad_id = model.config.pad_token_id
     if pad_id is None:
         pad_id = PreparedMetadata.load(args.dataset_dir).pad_token_id

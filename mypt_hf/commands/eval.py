@@ -42,21 +42,17 @@ def _parse_thresholds(values):
 
 
 def load_model_and_tokenizer(model_dir: str, tokenizer_spec=None, device=None):
-    """Load a MyPT (or any causal LM) model dir and its tokenizer for evaluation."""
-    from pathlib import Path
-
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    import mypt_hf  # noqa: F401  (registers MyPT with the Auto classes)
-    from mypt_hf.errors import MyPTInputError
+    """Load a MyPT (or any causal LM) model dir and its tokenizer for evaluation; a missing or damaged model dir,
+    or one without tokenizer files when no ``tokenizer_spec`` is given, is a MyPTInputError naming it."""
+    from mypt_hf.model_files import check_saved_model_dir, load_causal_lm
     from mypt_hf.tokenization_mypt import load_tokenizer
 
-    if not Path(model_dir).is_dir():
-        raise MyPTInputError("model directory not found", path=model_dir)
+    check_saved_model_dir(model_dir, need_tokenizer=not tokenizer_spec,
+                          tokenizer_hint="pass --tokenizer (a tokenizer dir, a *.tiktoken file or 'embedded') or save "
+                                         "the tokenizer into the model dir (tokenizer.save_pretrained(dir))")
     device = resolve_device(device)
+    model = load_causal_lm(model_dir)  # first: a bad config.json is named as the model's
     tokenizer = load_tokenizer(tokenizer_spec if tokenizer_spec else model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
     return model.to(device).eval(), tokenizer
 
 

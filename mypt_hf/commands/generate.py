@@ -9,6 +9,9 @@ HELP = "Generate text from a saved model: --user builds a chat prompt with the t
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model directory (save_pretrained output)")
+    parser.add_argument("--tokenizer", default=None,
+                        help="tokenizer spec: a directory, a *.tiktoken file or 'embedded' (default: the tokenizer "
+                             "saved in --model)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--prompt", help="raw prompt text (tag strings become tags, as in the original)")
     source.add_argument("--user", help="user message; rendered with the chat template and the system prompt")
@@ -18,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top_k", type=int, default=50, help="0 disables (default 50)")
     parser.add_argument("--top_p", type=float, default=0.95, help="1.0 disables (default 0.95)")
     parser.add_argument("--repetition_penalty", type=float, default=1.1, help="1.0 disables (default 1.1)")
-    parser.add_argument("--max_new_tokens", type=int, default=100)
+    parser.add_argument("--max_new_tokens", type=int, default=100,
+                        help="at most this many new tokens (default 100); capped, with a note, at what the model's "
+                             "context leaves after the prompt")
     parser.add_argument("--seed", type=int, default=None, help="seed for sampling")
     parser.add_argument("--show_tags", action="store_true",
                         help="--user: print the reply with its stop tag (default: the reply text only)")
@@ -59,22 +64,19 @@ def check_sampling_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     import torch
-    from transformers import AutoModelForCausalLM
 
-    import mypt_hf  # noqa: F401  (registers MyPT with the Auto classes)
-    from mypt_hf.errors import MyPTInputError
     from mypt_hf.generation import build_chat_messages, generate_ids, generate_text
+    from mypt_hf.model_files import check_saved_model_dir, load_causal_lm
     from mypt_hf.tokenization_mypt import load_tokenizer
     from mypt_hf.tokens import DEFAULT_SYSTEM_PROMPT, STOP_TAG_STRINGS
 
     check_sampling_args(args)
-    if not (Path(args.model) / "config.json").is_file():
-        raise MyPTInputError("not a saved model directory (no config.json)", path=args.model, field="model")
-    tokenizer = load_tokenizer(args.model)
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    check_saved_model_dir(args.model, need_tokenizer=args.tokenizer is None,
+                          tokenizer_hint="pass --tokenizer (a tokenizer dir, a *.tiktoken file or 'embedded') or save "
+                                         "the tokenizer into the model dir (tokenizer.save_pretrained(dir))")
+    model = load_causal_lm(args.model, dtype=torch.float32)  # first: a bad config.json is named as the model's
+    tokenizer = load_tokenizer(args.tokenizer or args.model)
     model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
     if args.prompt is not None:
         print(generate_text(model, tokenizer, args.prompt, temperature=args.temperature, top_k=args.top_k,
