@@ -74,14 +74,18 @@ def damaged_dataset_file(directory: str | Path) -> Optional[Tuple[Path, str]]:
 def load_prepared_checked(directory: str | Path, *, field: str = "dataset_dir") -> Tuple[Any, Any]:
     """``mypt_hf.data.prepare.load_prepared(directory)`` (the DatasetDict and its PreparedMetadata), with a missing
     directory or a damaged file a MyPTInputError naming it."""
-    from ..data.metadata import PreparedMetadata
+    from ..data.metadata import METADATA_FILE, PreparedMetadata
     from ..data.prepare import load_prepared
 
     directory = Path(directory)
     if not directory.is_dir():
         raise MyPTInputError("dataset directory not found" if not directory.exists() else
                              "expected a prepared dataset directory, got a file", path=str(directory), field=field)
-    PreparedMetadata.load(directory)  # a directory that is no prepared dataset is said so before its files
+    try:  # a directory that is no prepared dataset is said so before its files
+        PreparedMetadata.load(directory)
+    except UnicodeDecodeError:  # PreparedMetadata.load reports bad JSON, not bytes that are no text
+        raise MyPTInputError("not a JSON text file (not UTF-8); prepare the dataset again",
+                             path=str(directory / METADATA_FILE), field=field) from None
     damaged = damaged_dataset_file(directory)
     if damaged is not None:
         path, problem = damaged
