@@ -9,9 +9,8 @@ import json
 import os
 import secrets
 import shutil
-import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from .errors import MyPTInputError
 
@@ -19,18 +18,48 @@ PathLike = Union[str, os.PathLike]
 T = TypeVar("T")
 
 
-def read_jsonl(path: PathLike) -> List[Dict[str, Any]]:
-    """Read a JSONL file; every non-blank line must be a JSON object.
+#: The longest JSONL line read (bytes). A chat episode of the largest block MyPT trains on (4,096 tokens) is well
+#: under 100 KB of UTF-8; 16 MiB leaves room for any real episode while refusing a runaway line (a whole file
+#: without newlines, a binary blob) before it is parsed, so reading it never holds more than this in memory.
+MAX_JSONL_LINE_BYTES = 16 << 20
 
-    Raises MyPTInputError naming the file and the 1-based line number on the first bad line,
-    and when the file is missing or holds no rows.
+
+def _lines(handle: IO[bytes], path: Path, max_line_bytes: int) -> Iterator[Tuple[int, bytes]]:
+    """``(1-based line number, raw bytes)`` per ``\n``-terminated line, as an editor counts lines (U+2028 and
+    other Unicode separators inside a JSON string are not line ends); a line longer than ``max_line_bytes`` is
+    refused after reading at most that many bytes of it."""
+    for line_number, raw in enumerate(iter(lambda: handle.readline(max_line_bytes + 1), b""), start=1):
+        if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+            raise MyPTInputError(f"line longer than {max_line_bytes:,} bytes: not an episode (a file without line "
+                                 f"breaks, or binary data?)", path=str(path), line=line_number)
+        yield line_number, raw
+
+
+def read_jsonl(path: PathLike, max_line_bytes: int = MAX_JSONL_LINE_BYTES) -> List[Dict[str, Any]]:
+    """The rows of a JSONL file (see :func:`read_jsonl_numbered`)."""
+    return [row for _, row in read_jsonl_numbered(path, max_line_bytes)]
+
+
+def read_jsonl_numbered(path: PathLike, max_line_bytes: int = MAX_JSONL_LINE_BYTES) -> List[Tuple[int, Dict[str, Any]]]:
+    """``(1-based line number, row)`` of a JSONL file; every non-blank line must be a JSON object.
+
+    Raises MyPTInputError naming the file and the 1-based line number (counting ``\n`` only) on the first bad
+    line (invalid UTF-8, invalid JSON, not an object, longer than ``max_line_bytes``), and when the file is
+    missing, a directory or holds no rows.
     """
     path = Path(path)
+    if path.is_dir():
+        raise MyPTInputError("is a directory, expected a JSONL file", path=str(path))
     if not path.is_file():
         raise MyPTInputError("file not found", path=str(path))
-    rows: List[Dict[str, Any]] = []
-    with path.open("r", encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
+    rows: List[Tuple[int, Dict[str, Any]]] = []
+    with path.open("rb") as handle:
+        for line_number, raw in _lines(handle, path, max_line_bytes):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise MyPTInputError(f"not UTF-8 text (byte 0x{raw[error.start]:02x} at column {error.start + 1})",
+                                     path=str(path), line=line_number) from None
             if not line.strip():
                 continue
             try:
@@ -41,7 +70,7 @@ def read_jsonl(path: PathLike) -> List[Dict[str, Any]]:
             if not isinstance(row, dict):
                 raise MyPTInputError(f"expected a JSON object, got {type(row).__name__}",
                                      path=str(path), line=line_number)
-            rows.append(row)
+            rows.append((line_number, row))
     if not rows:
         raise MyPTInputError("file holds no rows", path=str(path))
     return rows
@@ -130,6 +159,94 @@ def write_json(path: PathLike, obj: Any) -> None:
         handle.write("\n")
 
 
+def check_outputs_writable(paths: Iterable[PathLike], *, overwrite: bool, field: str = "output") -> None:
+    """Before any work: refuse outputs that exist (unless ``overwrite``) or whose directory cannot be written.
+
+    The nearest existing ancestor of each output must be a writable directory, so an unwritable location is
+    found before the tokenizing or generating is done, not after.
+    """
+    for path in map(Path, paths):
+        if path.exists() and not overwrite:
+            raise MyPTInputError("output already exists (pass --overwrite to replace it)", path=str(path), field=field)
+        ancestor = path.parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise MyPTInputError(f"{ancestor} is not a directory", path=str(path), field=field)
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            raise MyPTInputError(f"cannot write in {ancestor} (permission denied)", path=str(path), field=field)
+
+
+@contextlib.contextmanager
+def atomic_files(paths: Sequence[PathLike]) -> Iterator[Dict[Path, Path]]:
+    """Write several files that belong together: yields ``{final path: temporary path beside it}``; when the block
+    ends normally every temporary file is renamed to its final path (one rename each, after all are written), and
+    on any exception they are all removed and the final paths are left as they were."""
+    finals = [Path(path) for path in paths]
+    for final in finals:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    temps = {final: final.with_name(f".{final.name}.{secrets.token_hex(6)}.part") for final in finals}
+    try:
+        yield temps
+        missing = [str(final) for final, temp in temps.items() if not temp.is_file()]
+        if missing:
+            raise RuntimeError(f"atomic_files: nothing was written for {missing}")
+        for final, temp in temps.items():
+            os.replace(temp, final)
+    finally:
+        for temp in temps.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where that is not available."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    errno = ctypes.get_errno()
+    if errno in (22, 38, 95):  # EINVAL / ENOSYS / EOPNOTSUPP: the filesystem or kernel cannot exchange
+        return False
+    raise OSError(errno, os.strerror(errno), str(b))
+
+
+def _swap_into_place(new: Path, path: Path) -> None:
+    """Replace the existing ``path`` with ``new`` (beside it) and delete the old content.
+
+    With RENAME_EXCHANGE the swap is one atomic step: ``path`` always holds either the old or the new output, and
+    the old one ends at ``new``'s hidden name only to be deleted. Without it, two renames; an interrupt between them
+    leaves the old output under ``.NAME.old-*``, which the next write to ``path`` restores or removes.
+    """
+    if _rename_exchange(new, path):
+        shutil.rmtree(new, ignore_errors=True)  # now the old content
+        return
+    backup = path.with_name(f".{path.name}.old-{secrets.token_hex(6)}")
+    os.replace(path, backup)
+    try:
+        os.replace(new, path)
+    except BaseException:
+        os.replace(backup, path)  # put the old output back
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def _clean_leftovers(path: Path) -> None:
+    """An earlier swap interrupted between its two renames left the old output only at ``.NAME.old-*``: put it back
+    when ``path`` is missing, else delete it."""
+    for old in sorted(path.parent.glob(f".{path.name}.old-*")):
+        if not path.exists():
+            os.replace(old, path)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_output_dir(path: PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary directory beside ``path``; on success it replaces ``path`` in one rename.
@@ -139,6 +256,8 @@ def atomic_output_dir(path: PathLike, overwrite: bool = False) -> Iterator[Path]
     ``overwrite`` is true.
     """
     path = Path(path)
+    if path.parent.is_dir():
+        _clean_leftovers(path)
     if path.exists() and not overwrite:
         raise MyPTInputError("output directory already exists (pass --overwrite to replace it)", path=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,11 +267,7 @@ def atomic_output_dir(path: PathLike, overwrite: bool = False) -> Iterator[Path]
     try:
         yield tmp
         if path.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=str(path.parent)))
-            backup.rmdir()
-            os.replace(path, backup)
-            os.replace(tmp, path)
-            shutil.rmtree(backup, ignore_errors=True)
+            _swap_into_place(tmp, path)
         else:
             os.replace(tmp, path)
     except BaseException:

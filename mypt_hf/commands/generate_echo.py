@@ -8,6 +8,7 @@ OUTPUT_NAME = "mypt_echo_diverse.jsonl"
 
 def add_arguments(parser) -> None:
     parser.add_argument("--output_dir", default="data/sft_echo")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--gibberish", default="exclude", help="include | exclude | only")
     parser.add_argument("--bpe_safe", dest="bpe_safe", action="store_true", default=True,
                         help="keep only made-up words of at most --max_target_tokens tokens (default on)")
@@ -31,10 +32,13 @@ def run(args) -> int:
     from mypt_hf.data.echo import check_echo_args, echo
     from mypt_hf.data.mixing import summarize_episodes
     from mypt_hf.data.schema import save_episodes_jsonl
-    from mypt_hf.io_utils import write_json
+    from mypt_hf.io_utils import atomic_files, check_outputs_writable, write_json
 
     check_echo_args(args.gibberish, args.max_target_tokens, args.anti_echo_ratio, args.contrast_ratio, args.max_examples,
-                args.gibberish_words_en, args.gibberish_words_de)
+                    args.gibberish_words_en, args.gibberish_words_de)
+    out = Path(args.output_dir)
+    path, meta = out / OUTPUT_NAME, out / "mypt_echo_diverse.meta.json"
+    check_outputs_writable([path, meta], overwrite=args.overwrite, field="output_dir")
     tokenizer, fingerprint = None, None
     if args.bpe_safe:
         from mypt_hf.tokenization_mypt import load_tokenizer, tokenizer_fingerprint
@@ -46,14 +50,13 @@ def run(args) -> int:
                    max_examples=args.max_examples, seed=args.seed, tokenizer=tokenizer,
                    gibberish_words_en=args.gibberish_words_en, gibberish_words_de=args.gibberish_words_de,
                    gibberish_letters=args.gibberish_letters)
-    out = Path(args.output_dir)
-    path = out / OUTPUT_NAME
-    save_episodes_jsonl(dataset, path)
     arguments = {k: getattr(args, k) for k in ("output_dir", "gibberish", "bpe_safe", "max_target_tokens",
                                                "anti_echo_ratio", "contrast_ratio", "max_examples", "seed", "tokenizer",
                                                "gibberish_words_en", "gibberish_words_de", "gibberish_letters")}
-    write_json(out / "mypt_echo_diverse.meta.json", {
-        "generator": "echo", "version": mypt_hf.__version__, "seed": args.seed, "args": arguments,
-        "tokenizer_fingerprint": fingerprint, "output": OUTPUT_NAME, **summarize_episodes(dataset)})
+    with atomic_files([path, meta]) as temp:
+        save_episodes_jsonl(dataset, temp[path])
+        write_json(temp[meta], {
+            "generator": "echo", "version": mypt_hf.__version__, "seed": args.seed, "args": arguments,
+            "tokenizer_fingerprint": fingerprint, "output": OUTPUT_NAME, **summarize_episodes(dataset)})
     print(f"wrote {len(dataset)} episodes to {path}")
     return 0

@@ -7,6 +7,7 @@ HELP = "Generate COPY/WRAP/EXTRACT operator episodes (operator_train.jsonl, oper
 
 def add_arguments(parser) -> None:
     parser.add_argument("--output_dir", default="data/sft_operator")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--n_train", type=int, default=5000, help="training episodes (each with its own payload)")
     parser.add_argument("--n_val", type=int, default=500, help="validation episodes")
     parser.add_argument("--max_words", type=int, default=4)
@@ -30,26 +31,26 @@ def run(args) -> int:
     from mypt_hf.data.operators import (VAL_TEMPLATES, by_operator, check_operator_args, operators,
                                         training_templates)
     from mypt_hf.data.schema import save_episodes_jsonl
-    from mypt_hf.io_utils import write_json
+    from mypt_hf.io_utils import atomic_files, check_outputs_writable, write_json
     from mypt_hf.tokenization_mypt import load_tokenizer, tokenizer_fingerprint
 
     shares = check_operator_args(args.n_train, args.n_val, args.max_words, args.max_tokens, args.word_dist,
                                  args.seed_train, args.seed_val, args.novel_word_share)
+    out = Path(args.output_dir)
+    train_path, val_path, meta = out / "operator_train.jsonl", out / "operator_val.jsonl", out / "dataset_metadata.json"
+    check_outputs_writable([train_path, val_path, meta], overwrite=args.overwrite, field="output_dir")
     tokenizer = load_tokenizer(args.tokenizer)
     splits = operators(n_train=args.n_train, n_val=args.n_val, max_words=args.max_words, max_tokens=args.max_tokens,
                        word_dist=args.word_dist, seed_train=args.seed_train, seed_val=args.seed_val,
                        german=not args.no_german, tokenizer=tokenizer, novel_word_share=args.novel_word_share,
                        bracket_contrast=args.bracket_contrast)
     train_templates = by_operator(training_templates(args.bracket_contrast))
-    out = Path(args.output_dir)
-    save_episodes_jsonl(splits["train"], out / "operator_train.jsonl")
-    save_episodes_jsonl(splits["validation"], out / "operator_val.jsonl")
     train_payloads = {m["payload"] for m in splits["train"]["_meta"]}
     val_payloads = {m["payload"] for m in splits["validation"]["_meta"]}
     arguments = {k: getattr(args, k) for k in ("output_dir", "n_train", "n_val", "max_words", "max_tokens",
                                                "word_dist", "seed_train", "seed_val", "no_german", "tokenizer",
                                                "novel_word_share", "bracket_contrast")}
-    write_json(out / "dataset_metadata.json", {
+    metadata = {
         "generator": "operators", "version": mypt_hf.__version__, "args": arguments,
         "seed_train": args.seed_train, "seed_val": args.seed_val, "word_distribution": shares,
         "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer),
@@ -58,6 +59,10 @@ def run(args) -> int:
         "payload_overlap": bool(train_payloads & val_payloads),
         "template_overlap": any(set(train_templates[op]) & set(VAL_TEMPLATES[op]) for op in train_templates),
         "train_templates": train_templates, "val_templates": VAL_TEMPLATES,
-        "train": summarize_episodes(splits["train"]), "validation": summarize_episodes(splits["validation"])})
+        "train": summarize_episodes(splits["train"]), "validation": summarize_episodes(splits["validation"])}
+    with atomic_files([train_path, val_path, meta]) as temp:  # the three appear together or not at all
+        save_episodes_jsonl(splits["train"], temp[train_path])
+        save_episodes_jsonl(splits["validation"], temp[val_path])
+        write_json(temp[meta], metadata)
     print(f"wrote {len(splits['train'])} train and {len(splits['validation'])} validation episodes to {out}")
     return 0

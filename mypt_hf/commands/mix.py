@@ -10,6 +10,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--weights", nargs="+", type=float, default=None,
                         help="one weight per input: output shares (default: inline :weight, else proportional to size)")
     parser.add_argument("--output", required=True, help="output JSONL; metadata goes to <output stem>.mix_meta.json")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output and its metadata")
     parser.add_argument("--shuffle", action="store_true", help="shuffle the mixed rows (as in the original)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--target_size", type=int, default=None,
@@ -17,12 +18,19 @@ def add_arguments(parser) -> None:
 
 
 def _split_inline(item: str):
+    """``"file.jsonl:0.85"`` -> ``("file.jsonl", 0.85)``; a plain path -> ``(path, None)``."""
+    from pathlib import Path
+
+    from mypt_hf.errors import MyPTInputError
+
     path, sep, ratio = item.rpartition(":")
     if sep and path:
         try:
             return path, float(ratio)
         except ValueError:
-            pass
+            if Path(path).is_file():  # the file is there: what follows the ':' was meant as its weight
+                raise MyPTInputError(f"weight {ratio!r} of input {path} is not a number (use path:0.85)",
+                                     field="--inputs") from None
     return item, None
 
 
@@ -33,7 +41,7 @@ def run(args) -> int:
     from mypt_hf.data.mixing import mix_with_metadata, summarize_episodes
     from mypt_hf.data.schema import load_episodes_jsonl, save_episodes_jsonl
     from mypt_hf.errors import MyPTInputError
-    from mypt_hf.io_utils import write_json
+    from mypt_hf.io_utils import atomic_files, check_outputs_writable, write_json
 
     parsed = [_split_inline(item) if not Path(item).is_file() else (item, None) for item in args.inputs]
     paths = [Path(p) for p, _ in parsed]
@@ -47,6 +55,9 @@ def run(args) -> int:
     if Path(args.output).resolve() in {path.resolve() for path in paths}:
         raise MyPTInputError("--output is one of the inputs; writing it would replace that input",
                              path=args.output, field="--output")
+    output = Path(args.output)
+    meta_path = output.with_name(output.stem + ".mix_meta.json")
+    check_outputs_writable([output, meta_path], overwrite=args.overwrite, field="--output")
     sets = [load_episodes_jsonl(path) for path in paths]
     if args.weights is not None:
         weights = list(args.weights)
@@ -59,13 +70,13 @@ def run(args) -> int:
     names = [p.stem for p in paths]
     mixed, metadata = mix_with_metadata(sets, weights, target_size=args.target_size, shuffle=args.shuffle,
                                         seed=args.seed, names=names)
-    output = Path(args.output)
-    save_episodes_jsonl(mixed, output)
     metadata.update({"version": mypt_hf.__version__, "inputs": [str(p) for p in paths],
                      "args": {"inputs": args.inputs, "weights": args.weights, "output": args.output,
                               "shuffle": args.shuffle, "seed": args.seed, "target_size": args.target_size},
                      "counts": summarize_episodes(mixed)})
-    write_json(output.with_name(output.stem + ".mix_meta.json"), metadata)
+    with atomic_files([output, meta_path]) as temp:  # the mix and its metadata appear together
+        save_episodes_jsonl(mixed, temp[output])
+        write_json(temp[meta_path], metadata)
     shares = ", ".join(f"{s['source']} {s['quota']}" + (" (oversampled)" if s["oversampled"] else "")
                        for s in metadata["sources"])
     print(f"wrote {len(mixed)} episodes to {output}: {shares}")

@@ -174,7 +174,7 @@ def load_episode_input(spec: InputSpec) -> Tuple["datasets.Dataset", Dict[str, A
     """
     import datasets
 
-    from .schema import load_episodes_jsonl
+    from .schema import load_episodes_jsonl_numbered
 
     if isinstance(spec, datasets.Dataset):
         _validate_dataset_rows(spec, "<dataset>")
@@ -192,12 +192,20 @@ def load_episode_input(spec: InputSpec) -> Tuple["datasets.Dataset", Dict[str, A
         return ds, {"kind": "dataset_dir", "path": str(path), "sha256": _sha256_dir(path), "rows": len(ds)}
     if not path.exists():
         raise MyPTInputError("input not found", path=str(path))
-    ds = load_episodes_jsonl(path)
-    return ds, {"kind": "jsonl", "path": str(path), "sha256": sha256_file(path), "rows": len(ds)}
+    ds, lines = load_episodes_jsonl_numbered(path)
+    # "_lines" (each episode's file line, for errors) is taken out again by load_episode_inputs
+    return ds, {"kind": "jsonl", "path": str(path), "sha256": sha256_file(path), "rows": len(ds), "_lines": lines}
 
 
 def load_episode_inputs(specs: Sequence[InputSpec]) -> Tuple["datasets.Dataset", List[Dict[str, Any]]]:  # noqa: F821
-    """Load and concatenate several inputs (in the given order)."""
+    """Load and concatenate several inputs (in the given order): ``(episodes, source records)``."""
+    episodes, records, _ = load_episode_inputs_located(specs)
+    return episodes, records
+
+
+def load_episode_inputs_located(specs: Sequence[InputSpec]) -> Tuple[Any, List[Dict[str, Any]], List[str]]:
+    """:func:`load_episode_inputs` plus, per episode, where it came from (``"file.jsonl, line 7"``, or the row of
+    an in-memory or saved dataset) for error messages."""
     import datasets
 
     if isinstance(specs, (str, os.PathLike)) or isinstance(specs, datasets.Dataset):
@@ -222,7 +230,13 @@ def load_episode_inputs(specs: Sequence[InputSpec]) -> Tuple["datasets.Dataset",
     ds = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
     if len(ds) == 0:
         raise MyPTInputError("input holds no episodes")
-    return ds, [record for _, record in loaded]
+    origins: List[str] = []
+    for part, (_, record) in zip(parts, loaded):
+        lines = record.pop("_lines", None)
+        where = record.get("path") or "<dataset>"
+        origins += ([f"{where}, line {line}" for line in lines] if lines is not None
+                    else [f"{where}, row {row}" for row in range(len(part))])
+    return ds, [record for _, record in loaded], origins
 
 
 # --------------------------------------------------------------------------------------------------
@@ -588,9 +602,9 @@ def group_values(ds, field_path: str) -> List[Optional[str]]:
 # one split
 # --------------------------------------------------------------------------------------------------
 
-def _episode_name(ds, index: int) -> str:
+def _episode_name(ds, index: int, origins: Optional[Sequence[str]] = None) -> str:
     meta = ds[index].get("_meta") if "_meta" in ds.column_names else None  # one row: plain access is fine
-    bits = [f"row {index}"]
+    bits = [origins[index] if origins is not None else f"row {index}"]
     if meta:
         for key in ("source", "episode_id"):
             if meta.get(key):
@@ -599,7 +613,8 @@ def _episode_name(ds, index: int) -> str:
 
 
 def _prepare_split(name: str, episodes, tokenizer, config: PrepareConfig, *, shuffle: bool, pad_token_id: int,
-                   log) -> Tuple[Any, Dict[str, Any]]:
+                   log, origins: Optional[Sequence[str]] = None) -> Tuple[Any, Dict[str, Any]]:
+    """Tokenize, mask and (optionally) pack one split; ``origins[i]`` says where episode ``i`` came from."""
     block_size, packing, pack_by_field = config.pack_block_size, config.enable_packing, config.pack_by_field
     groups = None
     if packing and pack_by_field:
@@ -615,7 +630,8 @@ def _prepare_split(name: str, episodes, tokenizer, config: PrepareConfig, *, shu
     sup_per_episode = np.where(lengths > 0, sup_per_episode, 0)
     no_target = np.flatnonzero(sup_per_episode == 0)
     if len(no_target):
-        raise MyPTInputError(f"{name}: episode has no supervised token ({_episode_name(episodes, int(no_target[0]))})")
+        raise MyPTInputError(f"{name}: episode has no supervised token "
+                             f"({_episode_name(episodes, int(no_target[0]), origins)})")
 
     too_long = np.flatnonzero(lengths > block_size)
     dropped = 0
@@ -624,10 +640,14 @@ def _prepare_split(name: str, episodes, tokenizer, config: PrepareConfig, *, shu
             first = int(too_long[0])
             raise MyPTInputError(
                 f"{name}: {len(too_long)} episode(s) longer than the block size {block_size}; first: "
-                f"{_episode_name(episodes, first)} with {int(lengths[first])} tokens "
+                f"{_episode_name(episodes, first, origins)} with {int(lengths[first])} tokens "
                 f"(use --overlong drop to drop them)")
         keep = np.flatnonzero(lengths <= block_size)
         dropped = len(too_long)
+        if len(keep) == 0:
+            raise MyPTInputError(f"{name}: --overlong drop would drop all {dropped} episode(s): every one is longer "
+                                 f"than the block size {block_size} (shortest {int(lengths.min())} tokens); raise "
+                                 f"--pack_block_size or shorten the episodes", field="overlong")
         log(f"{name}: dropped {dropped} episode(s) longer than {block_size} tokens")
         if groups is not None:
             groups = [groups[i] for i in keep]
@@ -714,13 +734,13 @@ def prepare_dataset(inputs: Union[InputSpec, Sequence[InputSpec]], tokenizer=Non
     if pad_token_id is None:
         raise MyPTInputError("tokenizer has no pad token")
 
-    episodes, sources = load_episode_inputs(inputs)
+    episodes, sources, origins = load_episode_inputs_located(inputs)
     if config.enable_packing and config.pack_by_field:
         group_values(episodes.select(range(0)), config.pack_by_field)  # fail fast on an unknown path
     separation: Optional[Dict[str, Any]] = None
     if val_file is not None:
-        val_episodes, val_sources = load_episode_inputs([val_file])
-        train_episodes = episodes
+        val_episodes, val_sources, val_origins = load_episode_inputs_located([val_file])
+        train_episodes, train_origins = episodes, origins
         separation = check_separation(train_episodes, val_episodes, out=sys.stdout if verbose else open(os.devnull, "w"))
         mode = "explicit_val_file"
     else:
@@ -731,16 +751,17 @@ def prepare_dataset(inputs: Union[InputSpec, Sequence[InputSpec]], tokenizer=Non
         train_idx = np.sort(perm[n_val:])
         train_episodes = episodes.select(train_idx)
         val_episodes = episodes.select(val_idx)
+        train_origins, val_origins = [origins[i] for i in train_idx], [origins[i] for i in val_idx]
         val_sources = []
         mode = "val_split"
     if len(train_episodes) == 0:
         raise MyPTInputError("the train split is empty")
 
     train_ds, train_stats = _prepare_split("train", train_episodes, tokenizer, config, shuffle=config.pack_shuffle,
-                                           pad_token_id=pad_token_id, log=log)
+                                           pad_token_id=pad_token_id, log=log, origins=train_origins)
     if len(val_episodes):
         val_ds, val_stats = _prepare_split("validation", val_episodes, tokenizer, config, shuffle=False,
-                                           pad_token_id=pad_token_id, log=log)
+                                           pad_token_id=pad_token_id, log=log, origins=val_origins)
     else:
         empty = (np.zeros(0, np.int32), np.zeros(1, np.int64))
         val_ds = build_token_dataset({"input_ids": empty, "labels": empty, "seq_lengths": empty})

@@ -9,12 +9,12 @@ and mix without casts. JSONL import accepts the original MyPT files (top-level `
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import datasets
 
 from ..errors import MyPTInputError
-from ..io_utils import PathLike, read_jsonl, write_jsonl
+from ..io_utils import PathLike, read_jsonl_numbered, write_jsonl
 from ..tokens import DEFAULT_SYSTEM_PROMPT
 
 ROLES = ("system", "user", "assistant")
@@ -151,17 +151,16 @@ def episodes_from_rows(rows: Sequence[Mapping[str, Any]], *, where: str = "<rows
 
 
 def load_episodes_jsonl(path: PathLike) -> datasets.Dataset:
-    """Load an original-format or mypt_hf JSONL file as an episode Dataset (errors name file and line).
+    """Load an original-format or mypt_hf JSONL file as an episode Dataset (errors name file and line)."""
+    return load_episodes_jsonl_numbered(path)[0]
 
-    Blank lines are skipped, so the line numbers in errors are the file's own line numbers.
-    """
+
+def load_episodes_jsonl_numbered(path: PathLike) -> Tuple[datasets.Dataset, List[int]]:
+    """The episodes of a JSONL file and the file line (1-based, ``\n`` counted) each came from."""
     path = Path(path)
-    rows = read_jsonl(path)
-    # read_jsonl skips blank lines; recover file line numbers for error messages
-    line_numbers = [n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
-    normalized = [normalize_row(row, where=str(path), row_number=line_numbers[i], source=path.stem)
-                  for i, row in enumerate(rows)]
-    return datasets.Dataset.from_list(normalized, features=EPISODE_FEATURES)
+    numbered = read_jsonl_numbered(path)
+    normalized = [normalize_row(row, where=str(path), row_number=line, source=path.stem) for line, row in numbered]
+    return datasets.Dataset.from_list(normalized, features=EPISODE_FEATURES), [line for line, _ in numbered]
 
 
 def episode_to_jsonl_row(episode: Mapping[str, Any]) -> Dict[str, Any]:
