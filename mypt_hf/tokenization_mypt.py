@@ -317,8 +317,12 @@ def load_tokenizer(spec: Optional[Union[str, os.PathLike]] = None) -> PreTrained
     if spec_str.startswith("embedded:"):
         size = spec_str.split(":", 1)[1]
         if not size.isdigit():
-            raise MyPTInputError(f"bad tokenizer spec {spec_str!r}; expected 'embedded:<N>' with an integer N")
-        return build_embedded_tokenizer(int(size))
+            raise MyPTInputError(f"bad tokenizer spec {spec_str!r}; expected 'embedded:<N>' with an integer N",
+                                 field="tokenizer")
+        try:
+            return build_embedded_tokenizer(int(size))
+        except ValueError as error:  # a size the embedded corpus cannot give
+            raise MyPTInputError(f"{spec_str!r}: {error}", field="tokenizer") from None
     path = Path(spec_str)
     if spec_str.endswith(".tiktoken"):
         if not path.is_file():
@@ -333,7 +337,12 @@ def load_tokenizer(spec: Optional[Union[str, os.PathLike]] = None) -> PreTrained
         return _ensure_mypt(tok)
     if path.exists() or spec_str.startswith((".", "/", "~")):
         raise MyPTInputError("tokenizer spec is neither a *.tiktoken file nor a tokenizer directory", path=spec_str)
-    return build_gpt2_tokenizer(spec_str)
+    try:
+        return build_gpt2_tokenizer(spec_str)
+    except OSError as error:  # a hub id that is not cached while offline, or that does not exist
+        raise MyPTInputError(f"cannot load tokenizer {spec_str!r} from the Hugging Face hub or its cache "
+                             f"({str(error).splitlines()[0]}); valid specs: 'embedded', 'embedded:<N>', a *.tiktoken "
+                             "rank file, a tokenizer directory, or a hub id that is cached", field="tokenizer") from None
 
 
 # ------------------------------------------------------------------------------------------- helpers

@@ -114,3 +114,19 @@ def test_interrupted_two_rename_swap_is_recovered(tmp_path, monkeypatch):
         with io_utils.atomic_output_dir(out, overwrite=False):
             pass
     assert (out / "f.txt").read_text() == "old" and sorted(os.listdir(tmp_path)) == ["out"]
+
+
+TOKENIZER_CASES = [
+    Case(f"prepare-tokenizer-{name}", [*PREPARE, "--input", "{episodes}", "--tokenizer", spec],
+         says=("field 'tokenizer'", expected))
+    for name, spec, expected in [("embedded-too-small", "embedded:100", "at least 257"),
+                                 ("embedded-too-large", "embedded:99999", "at most"),
+                                 ("embedded-not-a-number", "embedded:big", "integer N"),
+                                 ("hub-id-offline", "no-such-org/no-such-tokenizer", "valid specs")]
+]
+
+
+@pytest.mark.parametrize("case", TOKENIZER_CASES, ids=str)
+def test_bad_tokenizer_spec(case, bad_input_fixtures, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    run_case(case, bad_input_fixtures, tmp_path / "ws", capsys, monkeypatch)
