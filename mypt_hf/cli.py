@@ -81,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _resolve_model_names(args: argparse.Namespace) -> None:
+    """Every ``--model`` / ``--init_from_model`` takes a model name (``<checkpoints>/<name>``, as the original) or a
+    path (:mod:`mypt_hf.model_names`); the command gets the directory."""
+    from .model_names import resolve_model
+
+    for name in ("model", "init_from_model"):
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value:
+            setattr(args, name, str(resolve_model(value, field=name)))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``mypt-hf`` console script."""
     argv, debug = pop_debug_flag(sys.argv[1:] if argv is None else argv)
@@ -98,7 +109,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
         module = _load(modules[command])
         args = _command_parser(module, f"{PROG} {command}").parse_args(argv[1:])
-    return call_with_exit_codes(lambda: module.run(args), prog=f"{PROG} {command}", debug=debug)
+    def run() -> int:
+        _resolve_model_names(args)
+        return module.run(args)
+
+    return call_with_exit_codes(run, prog=f"{PROG} {command}", debug=debug)
 
 
 if __name__ == "__main__":

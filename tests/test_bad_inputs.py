@@ -39,7 +39,7 @@ def test_internal_error_is_exit_3_with_one_line_and_a_log(monkeypatch, capsys, t
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     module = cli._load("check_tie_weights")
     monkeypatch.setattr(module, "run", _crash)
-    code = cli.main(["check-tie-weights", "--model", "x"])
+    code = cli.main(["check-tie-weights", "--model", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == EXIT_INTERNAL_ERROR
     lines = err.strip().splitlines()
@@ -57,7 +57,8 @@ def test_debug_flag_prints_the_traceback_anywhere_on_the_line(monkeypatch, capsy
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     module = cli._load("check_tie_weights")
     monkeypatch.setattr(module, "run", _crash)
-    for argv in (["--debug", "check-tie-weights", "--model", "x"], ["check-tie-weights", "--model", "x", "--debug"]):
+    for argv in (["--debug", "check-tie-weights", "--model", str(tmp_path)],
+                 ["check-tie-weights", "--model", str(tmp_path), "--debug"]):
         assert cli.main(argv) == EXIT_INTERNAL_ERROR
         err = capsys.readouterr().err
         assert "Traceback" in err and "_crash" in err
@@ -73,14 +74,14 @@ def test_input_error_traceback_only_with_debug(monkeypatch, capsys):
     assert pop_debug_flag(["a"]) == (["a"], False)
 
 
-def test_os_error_with_a_path_is_bad_input(monkeypatch, capsys):
+def test_os_error_with_a_path_is_bad_input(monkeypatch, capsys, tmp_path):
     module = cli._load("check_tie_weights")
 
     def refuse(args):
         raise PermissionError(13, "Permission denied", "/somewhere/out.json")
 
     monkeypatch.setattr(module, "run", refuse)
-    assert cli.main(["check-tie-weights", "--model", "x"]) == EXIT_BAD_INPUT
+    assert cli.main(["check-tie-weights", "--model", str(tmp_path)]) == EXIT_BAD_INPUT
     line = capsys.readouterr().err.strip()
     assert line == "mypt-hf check-tie-weights: error: /somewhere/out.json: Permission denied"
 

@@ -8,7 +8,7 @@ HELP = "Check that embedding and lm_head tying matches the config (exit 1 on FAI
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="HF model directory or native MyPT checkpoint")
+    parser.add_argument("--model", required=True, help="HF model directory or native MyPT checkpoint, or a model name in the checkpoints directory")
     parser.add_argument("-v", "--verbose", action="store_true", help="print shapes, pointers and value equality")
 
 

@@ -9,7 +9,9 @@ HELP = ("Check eval-mode loss/logits repeat within 1e-5 and report the train-vs-
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="model directory (save_pretrained output)")
+    parser.add_argument("--model", required=True,
+                        help="model dir, or a model name: <checkpoints>/<name> "
+                             "($MYPT_CHECKPOINTS_DIR, default ./checkpoints)")
     parser.add_argument("--dataset_dir", required=True, help="prepared dataset directory (mypt-hf prepare-chat-sft)")
     parser.add_argument("--split", default="validation", help="split to use (default: validation; 'val' accepted)")
     parser.add_argument("--batch_size", type=int, default=4)

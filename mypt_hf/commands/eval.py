@@ -8,10 +8,15 @@ HELP = "Run the Phase 3a eval suite (buckets A-E) on a model dir; exit 1 when a 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="model directory (save_pretrained output)")
+    parser.add_argument("--model", required=True,
+                        help="model dir, or a model name: <checkpoints>/<name> "
+                             "($MYPT_CHECKPOINTS_DIR, default ./checkpoints)")
     parser.add_argument("--tokenizer", default=None,
                         help="tokenizer spec (default: the tokenizer saved in --model)")
     parser.add_argument("--output", default=None, help="write the JSON report here")
+    parser.add_argument("--phase", default=None,
+                        help="gate this phase's buckets (alpha: A,B; beta/gamma: A,B,C; 3a2: A-D; operator: A,E); "
+                             "default: the phase recorded in the model dir's gate_report.json, else every bucket")
     parser.add_argument("--buckets", default=None,
                         help="comma-separated buckets to run: letters A-E or names (default: all)")
     parser.add_argument("--use_val_templates", action="store_true",
@@ -74,6 +79,29 @@ def resolve_device(device=None):
     return resolved
 
 
+def gated_buckets_for(model_dir: str, phase: str = None):
+    """``(buckets to gate, why)``: the phase's gated buckets from ``phase`` (a name or short name), else from the
+    phase a recipe recorded in ``<model_dir>/gate_report.json``, else ``(None, ...)`` = every bucket gates."""
+    import json
+    from pathlib import Path
+
+    from mypt_hf.phases.registry import get_phase
+
+    if phase:
+        info = get_phase(phase)
+        return list(info.gated), f"{info.name}'s gate (--phase {phase})"
+    report = Path(model_dir) / "gate_report.json"
+    try:
+        recorded = json.loads(report.read_text(encoding="utf-8")).get("phase") if report.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if recorded:
+        info = get_phase(recorded)
+        if info.gate_kind != "copy":
+            return list(info.gated), f"{info.name}'s gate (the phase recorded in {report})"
+    return None, "every bucket (no --phase given and no phase recorded in the model dir)"
+
+
 def run(args: argparse.Namespace) -> int:
     from mypt_hf.errors import GateFailure
     from mypt_hf.evaluation.suite import format_report, resolve_buckets, run_eval_suite, write_report
@@ -86,10 +114,17 @@ def run(args: argparse.Namespace) -> int:
     buckets = resolve_buckets(args.buckets.split(",")) if args.buckets else None
     thresholds = _parse_thresholds(args.threshold)
     model, tokenizer = load_model_and_tokenizer(args.model, args.tokenizer, args.device)
+    gated, why = gated_buckets_for(args.model, args.phase)
     report = run_eval_suite(model, tokenizer, buckets=buckets, thresholds=thresholds, batch_size=args.batch_size,
                             max_new_tokens=args.max_new_tokens, use_val_templates=args.use_val_templates,
                             progress=not args.no_progress)
+    if gated is not None:  # every bucket runs and is reported; the phase's buckets decide
+        from mypt_hf.phases.run import apply_gates
+
+        report = apply_gates(report, gated)  # a gated bucket left out by --buckets is not gated
+    report["gated_because"] = why
     report["model"] = str(args.model)
+    print(f"gated: {', '.join(n for n, b in report['buckets'].items() if b['gated']) or 'nothing'} - {why}")
     print(format_report(report, verbose=args.verbose))
     if args.output:
         write_report(report, args.output)

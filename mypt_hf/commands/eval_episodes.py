@@ -13,7 +13,9 @@ DEFAULT_MIN_EXACT_MATCH = 0.75
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="model directory (save_pretrained output)")
+    parser.add_argument("--model", required=True,
+                        help="model dir, or a model name: <checkpoints>/<name> "
+                             "($MYPT_CHECKPOINTS_DIR, default ./checkpoints)")
     parser.add_argument("--episodes", required=True, help="episodes JSONL (expected answer in _meta.expected)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer spec (default: the one saved in --model)")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N episodes")

@@ -8,7 +8,9 @@ HELP = "Generate text from a saved model: --user builds a chat prompt with the t
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="model directory (save_pretrained output)")
+    parser.add_argument("--model", required=True,
+                        help="model dir, or a model name: <checkpoints>/<name> "
+                             "($MYPT_CHECKPOINTS_DIR, default ./checkpoints)")
     parser.add_argument("--tokenizer", default=None,
                         help="tokenizer spec: a directory, a *.tiktoken file or 'embedded' (default: the tokenizer "
                              "saved in --model)")
