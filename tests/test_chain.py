@@ -120,11 +120,14 @@ def test_chain_runs_every_phase_each_from_the_previous_output(tmp_path, capsys):
     assert "**FAIL** (0/2 phases)" in md  # the verdict counts this run's phases only
 
 
-def test_chain_exits_0_when_every_phase_passes(tmp_path, capsys):
+def test_chain_exits_0_when_every_phase_passes(tmp_path, capsys, monkeypatch):
     from mypt_hf.cli import main as cli
+    from mypt_hf.evaluation.sft_eval_suite import sft_eval_suite as metric
 
-    # gate α on anti_echo (C) only: an almost untrained model does not echo the made-up words, so it passes;
-    # the base's copy gate with threshold 0 passes too
+    # gate α on anti_echo (C) only, at threshold 0: an almost untrained model's noise no longer passes C (C scores
+    # only well-formed replies made of words), so no real gate passes after 2 steps; the base's copy gate with
+    # threshold 0 passes too
+    monkeypatch.setitem(metric.DEFAULT_THRESHOLDS, metric.ANTI_ECHO, 0.0)
     root = tmp_path / "pass"
     assert cli(["run-phases", "--output_root", str(root), "--phases", "base,alpha",
                 *_sets(CUT_DOWN + ["gate_buckets=C", "copy_probe_threshold=0"])]) == 0

@@ -8,7 +8,8 @@ through ``compute`` keyword arguments.
 Inputs (one entry per item):
   predictions  the generated assistant text, as ``mypt_hf.generation.generate_replies`` returns it
                (including the stop tag string when one was emitted: the format check needs to see it)
-  references   the expected answer (B, D, E), the forbidden quoted word (C), or "" (A)
+  references   the expected answer (B, D, E), the forbidden quoted word (C), or "" (A); a C reply is scored
+               only when it passes the format check and is made of words (``check_words``), else it fails
   buckets      the bucket name of the item (format_strict, echo_basic, anti_echo, regression_basic,
                operators; the letters A-E are accepted too)
 
@@ -57,9 +58,32 @@ DEFAULT_RUNAWAY_CHARS = 500
 ECHO_TRAILING_PUNCTUATION = ".!?,;:"
 COLLAPSE_PREFIX_CHARS = 20
 
+# The "made of words" criterion (``check_words``). It decides whether an anti-echo reply (C) can be scored at all
+# and, in mypt_hf.evaluation.red_lines, whether a simple-task reply is garbage: one definition for both.
+#: At least this share of a reply's chunks must be word-like. Real answers ("I don't know.", "Berlin", "5 + 7 = 12")
+#: are all words; a random or broken model's BPE noise ("stllG\ufffdZ k$am") is about half words at best.
+WORDS_MIN_SHARE = 0.8
+#: Longer letter runs are glued BPE pieces, not words (German compounds in replies stay well under this).
+WORD_MAX_CHARS = 24
+#: Longer digit runs are noise ("111111111111"), not an answer.
+NUMBER_MAX_CHARS = 10
+#: More than this many of one letter in a row ("aaaa"), or a number of one digit repeated more often ("1111"), is a
+#: degenerate loop, not a word ("Schifffahrt" and "1000" have three).
+CHAR_RUN_MAX = 3
+#: A reply of at least this many chunks with under this share of distinct ones is a loop ("genau 11 genau 11 ...").
+LOOP_MIN_CHUNKS = 8
+LOOP_MAX_DISTINCT_SHARE = 0.3
+
 # Anything that starts like a tag: "<myPT_" or "</myPT_" up to ">" (a complete tag) or to the next "<"
 # or the end of the text (an unclosed one).
 _TAG_LIKE = re.compile(r"</?myPT_[^<>]*(>|(?=<)|$)")
+# Chunks are split on plain whitespace only: control characters (which str.split() also treats as whitespace)
+# stay inside a chunk and make it non-word, as they should.
+_CHUNK_SPLIT = re.compile(r"[ \t\r\n]+")
+_EDGE_PUNCTUATION = "\"'`.,;:!?()[]{}<>|\u00ab\u00bb\u201e\u201c\u201d\u2018\u2019*_~"
+_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)*%?")
+_PUNCTUATION_ONLY = re.compile(r"[!-/:-@\[-`{-~]+")  # ASCII punctuation and math signs: "+", "=", "-", "..."
+_CHAR_RUN = re.compile(r"(.)\1{%d,}" % CHAR_RUN_MAX)
 
 _DESCRIPTION = __doc__
 _KWARGS_DESCRIPTION = """
@@ -117,6 +141,53 @@ def check_echo(response: str, reference: str) -> Dict[str, Any]:
     if want and got.startswith(want):
         return {"passed": True, "reason": "prefix"}
     return {"passed": False, "reason": "mismatch"}
+
+
+def _is_word_chunk(chunk: str) -> bool:
+    core = chunk.strip(_EDGE_PUNCTUATION)
+    if not core:
+        return False
+    if _NUMBER.fullmatch(core):
+        digits = [c for c in core if c.isdigit()]
+        return len(core) <= NUMBER_MAX_CHARS and not (len(set(digits)) == 1 and len(digits) > CHAR_RUN_MAX)
+    if len(core) > WORD_MAX_CHARS or _CHAR_RUN.search(core):
+        return False
+    parts = re.split(r"['\u2019-]", core)  # don't, well-known, l'eau
+    if not all(part.isalpha() for part in parts):
+        return False
+    # a capital after a small letter is two BPE pieces glued together ("ibK", "stllGZ"), not a word
+    return not any(a.islower() and b.isupper() for a, b in zip(core, core[1:]))
+
+
+def check_words(response: str, *, tag_strings: Sequence[str] = TAG_STRINGS) -> Dict[str, Any]:
+    """Is the reply made of words? The criterion C gates on and the garbage red line counts.
+
+    Known tag strings are removed (tags are the format check's business); the rest is split on plain whitespace.
+    Chunks of ASCII punctuation only ("+", "=", "...") are neutral. A chunk is word-like when, without its edge
+    punctuation, it is letters (with inner ' or -, at most ``WORD_MAX_CHARS``, no small-then-capital letter inside,
+    no letter more than ``CHAR_RUN_MAX`` times in a row) or a number (at most ``NUMBER_MAX_CHARS``, not one digit
+    repeated more than ``CHAR_RUN_MAX`` times). The reply is
+    made of words when it has a word-like chunk, at least ``WORDS_MIN_SHARE`` of its counted chunks are word-like,
+    and it is not a loop (``LOOP_MIN_CHUNKS`` or more chunks with under ``LOOP_MAX_DISTINCT_SHARE`` distinct).
+    Returns {"passed", "reason", "word_share", "chunks"}.
+    """
+    text = response
+    for tag in tag_strings:
+        text = text.replace(tag, " ")
+    chunks = [c for c in _CHUNK_SPLIT.split(text.strip()) if c and not _PUNCTUATION_ONLY.fullmatch(c)]
+    if not chunks:
+        return {"passed": False, "reason": "no words (empty or punctuation only)", "word_share": 0.0, "chunks": 0}
+    words = sum(_is_word_chunk(chunk) for chunk in chunks)
+    share = words / len(chunks)
+    distinct = len({chunk.strip(_EDGE_PUNCTUATION).lower() for chunk in chunks})
+    result = {"passed": False, "word_share": share, "chunks": len(chunks)}
+    if share + 1e-12 < WORDS_MIN_SHARE:
+        result["reason"] = f"not words ({words}/{len(chunks)} chunks word-like)"
+    elif len(chunks) >= LOOP_MIN_CHUNKS and distinct / len(chunks) < LOOP_MAX_DISTINCT_SHARE:
+        result["reason"] = f"a loop ({distinct} distinct of {len(chunks)} chunks)"
+    else:
+        result.update(passed=True, reason="words")
+    return result
 
 
 def check_anti_echo(response: str, forbidden_word: str) -> Dict[str, Any]:
@@ -204,7 +275,16 @@ def score(predictions: Sequence[str], references: Sequence[str], buckets: Sequen
         elif check == ECHO_BASIC:
             result = check_echo(response, reference)
         elif check == ANTI_ECHO:
-            result = check_anti_echo(response, reference)
+            # Not repeating the word only means something in a well-formed reply made of words: a random model's
+            # noise never repeats it either (it scored 4/4 here before this gate).
+            result = check_format(prediction, tag_strings=tag_strings, forbidden_tags=forbidden_tags,
+                                  stop_tags=stop_tags, require_stop_tag=require_stop_tag, runaway_chars=runaway_chars)
+            if not result["passed"]:
+                result = {"passed": False, "reason": f"format: {result['reason']}"}
+            else:
+                words = check_words(response, tag_strings=tag_strings)
+                result = (check_anti_echo(response, reference) if words["passed"]
+                          else {"passed": False, "reason": words["reason"]})
         elif check == REGRESSION_BASIC:
             result = check_regression(response, reference)
         else:
