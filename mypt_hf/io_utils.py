@@ -24,15 +24,17 @@ T = TypeVar("T")
 MAX_JSONL_LINE_BYTES = 16 << 20
 
 
-def _lines(handle: IO[bytes], path: Path, max_line_bytes: int) -> Iterator[Tuple[int, bytes]]:
+def _lines(handle: IO[bytes], path: Path, max_line_bytes: int, why: str) -> Iterator[Tuple[int, bytes]]:
     """``(1-based line number, raw bytes)`` per ``\n``-terminated line, as an editor counts lines (U+2028 and
     other Unicode separators inside a JSON string are not line ends); a line longer than ``max_line_bytes`` is
     refused after reading at most that many bytes of it."""
     for line_number, raw in enumerate(iter(lambda: handle.readline(max_line_bytes + 1), b""), start=1):
         if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
-            raise MyPTInputError(f"line longer than {max_line_bytes:,} bytes: not an episode (a file without line "
-                                 f"breaks, or binary data?)", path=str(path), line=line_number)
+            raise MyPTInputError(f"line longer than {max_line_bytes:,} bytes: {why}", path=str(path), line=line_number)
         yield line_number, raw
+
+
+_TOO_LONG = "not an episode (a file without line breaks, or binary data?)"
 
 
 def read_jsonl(path: PathLike, max_line_bytes: int = MAX_JSONL_LINE_BYTES) -> List[Dict[str, Any]]:
@@ -40,13 +42,16 @@ def read_jsonl(path: PathLike, max_line_bytes: int = MAX_JSONL_LINE_BYTES) -> Li
     return [row for _, row in read_jsonl_numbered(path, max_line_bytes)]
 
 
-def read_jsonl_numbered(path: PathLike, max_line_bytes: int = MAX_JSONL_LINE_BYTES) -> List[Tuple[int, Dict[str, Any]]]:
+def read_jsonl_numbered(path: PathLike, max_line_bytes: Optional[int] = None,
+                        too_long: str = _TOO_LONG) -> List[Tuple[int, Dict[str, Any]]]:
     """``(1-based line number, row)`` of a JSONL file; every non-blank line must be a JSON object.
 
     Raises MyPTInputError naming the file and the 1-based line number (counting ``\n`` only) on the first bad
-    line (invalid UTF-8, invalid JSON, not an object, longer than ``max_line_bytes``), and when the file is
-    missing, a directory or holds no rows.
+    line (invalid UTF-8, invalid JSON, not an object, longer than ``max_line_bytes`` (default
+    :data:`MAX_JSONL_LINE_BYTES`; ``too_long`` says why in the error)), and when the file is missing, a directory
+    or holds no rows.
     """
+    max_line_bytes = MAX_JSONL_LINE_BYTES if max_line_bytes is None else max_line_bytes
     path = Path(path)
     if path.is_dir():
         raise MyPTInputError("is a directory, expected a JSONL file", path=str(path))
@@ -54,7 +59,7 @@ def read_jsonl_numbered(path: PathLike, max_line_bytes: int = MAX_JSONL_LINE_BYT
         raise MyPTInputError("file not found", path=str(path))
     rows: List[Tuple[int, Dict[str, Any]]] = []
     with path.open("rb") as handle:
-        for line_number, raw in _lines(handle, path, max_line_bytes):
+        for line_number, raw in _lines(handle, path, max_line_bytes, too_long):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as error:

