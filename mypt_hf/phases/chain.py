@@ -214,7 +214,7 @@ def run_phases(phases: Optional[Sequence[str] | str] = None, config_dir: Optiona
             elif row.get("gate_passed") is None:
                 row["verdict"] = "FAIL" if code else "NO GATE"
             else:
-                row["verdict"] = "PASS" if row["gate_passed"] else "FAIL"
+                row["verdict"] = ("PASS" if row["gate_passed"] else "RED LINE" if row.get("red_lines") else "FAIL")
             # the main process's verdict for every rank; also a sync point after the main process saved the phase
             row["verdict"] = broadcast_object_list([row["verdict"]])[0]
             if state.is_main_process and code < 2:

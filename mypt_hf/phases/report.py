@@ -23,7 +23,7 @@ def phase_result(entry: Dict[str, Any], started_wall: float) -> Dict[str, Any]:
     """The phase's row from its fresh gate_report.json (a report older than the phase is ignored)."""
     path = Path(entry["output_dir"]) / "gate_report.json"
     if not path.is_file() or path.stat().st_mtime < started_wall - 1:
-        return {"buckets": {}, "gated_buckets": [], "gate_passed": None, "checks": {}}
+        return {"buckets": {}, "gated_buckets": [], "gate_passed": None, "checks": {}, "red_lines": []}
     from ..evaluation.suite import BUCKET_ORDER
 
     report = json.loads(path.read_text(encoding="utf-8"))
@@ -38,7 +38,9 @@ def phase_result(entry: Dict[str, Any], started_wall: float) -> Dict[str, Any]:
         buckets[name] = row
     gated = [name for name, bucket in buckets.items() if bucket["gated"]]
     checks = {name: check.get("verdict") for name, check in (report.get("checks") or {}).items()}
-    return {"buckets": buckets, "gated_buckets": gated, "gate_passed": bool(report.get("passed")), "checks": checks}
+    red = list((report.get("red_lines") or {}).get("red") or [])
+    return {"buckets": buckets, "gated_buckets": gated, "gate_passed": bool(report.get("passed")), "checks": checks,
+            "red_lines": red}
 
 
 def _pct(value: Optional[float]) -> str:
@@ -103,6 +105,9 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     if any(row.get("resumed") for row in rows):
         lines += ["", "A resumed chain (--resume): \"kept\" rows finished in an earlier run and did not run again; "
                       "their wall time is that run's."]
+    red = [f"{row['phase']}: {', '.join(row['red_lines'])}" for row in rows if row.get("red_lines")]
+    if red:
+        lines += ["", "RED LINE (restart from the previous phase, do not train on): " + "; ".join(red) + "."]
     errors = [f"{row['phase']}: {row['error']}" for row in rows if row.get("error")]
     if errors:
         lines += ["", "Errors: " + "; ".join(errors)]

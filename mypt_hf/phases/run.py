@@ -245,6 +245,27 @@ class PhaseRun:
             self.log(f"FSDP: evaluating the saved full model from {self.output_dir}")
         return self._saved_model
 
+    def _red_lines(self, model: Any) -> List[Any]:
+        """The guide's red lines (:mod:`mypt_hf.evaluation.red_lines`) from this run's report, training log and the
+        starting model (loaded again from disk, on the CPU, for the embedding check); recorded under
+        ``report["red_lines"]``. A red line fails the gate with the verdict RED LINE (restart from the previous
+        phase), distinct from a plain FAIL."""
+        from ..evaluation.red_lines import check_red_lines, red_lines_summary
+
+        base = None
+        if self.args.init_from_model:
+            from transformers import AutoModelForCausalLM
+
+            base = AutoModelForCausalLM.from_pretrained(str(self.args.init_from_model)).eval()
+        history = self.trainer.state.log_history if self.trainer is not None else None
+        checks = check_red_lines(self.report, log_history=history, tokenizer=self.tokenizer, model=model,
+                                 base_model=base)
+        del base
+        self.report["red_lines"] = red_lines_summary(checks)
+        if self.report["red_lines"]["red"]:
+            self.report["passed"] = False
+        return [check.red_line() for check in checks if check.red]
+
     def _parity_split(self) -> Any:
         """The prepared rows the train/eval parity check reads: validation, else train (None before prepare)."""
         if self.dataset is None:
@@ -263,6 +284,7 @@ class PhaseRun:
         phase's buckets gate the verdict; the tiny base is gated by the copy probe instead), the tie-weights check
         and the train/eval parity check (:mod:`mypt_hf.evaluation.gate_checks`), all in ``gate_report.json``."""
         from ..evaluation.gate_checks import add_gate_checks, format_gate_checks, run_gate_checks
+        from ..evaluation.red_lines import format_red_lines
         from ..evaluation.suite import format_report, run_eval_suite, write_report
 
         if not self.is_main_process:
@@ -282,10 +304,13 @@ class PhaseRun:
         # the guide's mandatory gate: the suite (or copy probe) + the tie-weights check + train/eval parity
         add_gate_checks(self.report, run_gate_checks(model, self._parity_split(),
                                                      pad_token_id=self.tokenizer.pad_token_id))
+        red = self._red_lines(model) if self.phase.gate_kind != "copy" and self.data.check_red_lines else []
         self.report["phase"] = self.phase.name
         write_report(self.report, self.output_dir / "gate_report.json")
         print(format_report(self.report), flush=True)
         print(format_gate_checks(self.report), flush=True)
+        if red:
+            print(format_red_lines(red), flush=True)
         self.timings["gate_s"] = time.perf_counter() - t0
         return self.report
 

@@ -41,6 +41,9 @@ class PhaseArguments(PrepareOptions):
                                                                          "(default: the phase's)."})
     eval_batch_size: int = field(default=32, metadata={"help": "Batch size of the gate's generation."})
     fail_on_gate: bool = field(default=True, metadata={"help": "Exit 1 when the gate fails (the model is saved)."})
+    check_red_lines: bool = field(
+        default=True, metadata={"help": "Check the guide's red lines after the gate (a crossed one fails it with the "
+                                        "verdict RED LINE); false only for smoke runs of a few steps."})
 
 
 @dataclass

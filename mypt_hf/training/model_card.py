@@ -87,14 +87,24 @@ def write_model_card(output_dir: str | Path, *, model_name: str, args: Any = Non
         lines += [f"**Phase:** {phase}", ""]
     lines += _usage(output_dir, chat)
     if gate_report:
+        red = bool((gate_report.get("red_lines") or {}).get("red"))
+        overall = "PASS" if gate_report.get("passed") else "RED LINE" if red else "FAIL"
         lines += ["## Evaluation gate", "",
-                  f"Overall: **{'PASS' if gate_report.get('passed') else 'FAIL'}** (gated buckets must reach their "
+                  f"Overall: **{overall}** (gated buckets must reach their "
                   "thresholds, and the tie-weights and train/eval parity checks must pass; every bucket is "
                   "reported).", "", gate_table(gate_report), ""]
         for name, check in (gate_report.get("checks") or {}).items():
             lines.append(f"- {name}: **{check.get('verdict')}** - {check.get('message')}")
         if gate_report.get("checks"):
             lines.append("")
+        red_lines = gate_report.get("red_lines") or {}
+        for check in red_lines.get("checks") or []:
+            if check.get("verdict") == "RED":
+                lines.append(f"- **RED LINE: {check['name']}** - {check.get('evidence')} (restart from the previous "
+                             "phase)")
+        if red_lines.get("checks"):
+            clear = [c["name"] for c in red_lines["checks"] if c.get("verdict") != "RED"]
+            lines += [f"Red lines not crossed (or not checkable): {', '.join(clear) or 'none'}.", ""]
     if (output_dir / "gates.png").exists() or gate_report:
         lines += ["![gate pass rates](gates.png)", ""]
     for name, result in ((gate_report or {}).get("held_out") or {}).items():
