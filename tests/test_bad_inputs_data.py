@@ -53,6 +53,9 @@ CASES = [
     Case("operators-output-exists", ["generate-operators", "--output_dir", "{ws}/op", "--n_train", "30",
                                      "--n_val", "6"],
          files={"op/dataset_metadata.json": b"{}"}, says=("dataset_metadata.json", "--overwrite")),
+    Case("prepare-output-under-a-file", ["prepare-chat-sft", "--input", "{episodes}", "--output_dir",
+                                         "{ws}/afile/prepared", "-q"],
+         files={"afile": "x"}, says=("afile/prepared", "not a directory", "field 'output_dir'")),
     Case("mix-output-under-a-file", ["mix", "--inputs", "{episodes}", "--output", "{ws}/afile/out.jsonl"],
          files={"afile": "x"}, says=("not a directory",)),
 ]
@@ -143,4 +146,27 @@ TOKENIZER_CASES = [
 @pytest.mark.parametrize("case", TOKENIZER_CASES, ids=str)
 def test_bad_tokenizer_spec(case, bad_input_fixtures, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    run_case(case, bad_input_fixtures, tmp_path / "ws", capsys, monkeypatch)
+
+
+def _garbage_metadata(copy: Path) -> None:
+    (copy / "mypt_metadata.json").write_bytes(b"\x00\xffnot json")
+
+
+from bad_inputs import copy_fixture  # noqa: E402
+
+INSPECT = ["inspect-sft-dataset", "--dataset_dir"]
+INSPECT_CASES = [
+    Case("inspect-missing-dir", [*INSPECT, "{ws}/none"], says=("none",)),
+    Case("inspect-not-prepared", [*INSPECT, "{ws}/folder"], files={"folder/x.txt": "x"}, says=("folder",)),
+    Case("inspect-batch-size-0", [*INSPECT, "{dataset}", "--batch_size", "0"], says=("batch",)),
+    Case("inspect-negative-samples", [*INSPECT, "{dataset}", "--show_samples", "-1"], says=("show_samples",)),
+    Case("inspect-config-missing", [*INSPECT, "{dataset}", "--config", "{ws}/none.yaml"], says=("none.yaml",)),
+    Case("inspect-metadata-garbage", [*INSPECT, "{ws}/ds"], files={"ds": copy_fixture("dataset", _garbage_metadata)},
+         says=("mypt_metadata.json",)),
+]
+
+
+@pytest.mark.parametrize("case", INSPECT_CASES, ids=str)
+def test_bad_inspect_input(case, bad_input_fixtures, tmp_path, capsys, monkeypatch):
     run_case(case, bad_input_fixtures, tmp_path / "ws", capsys, monkeypatch)

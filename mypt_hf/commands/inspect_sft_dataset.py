@@ -20,7 +20,10 @@ def add_arguments(parser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mypt_hf.data.inspect import format_report, inspect
+    from mypt_hf.errors import MyPTInputError
 
+    if args.show_samples < 0:
+        raise MyPTInputError(f"--show_samples must be >= 0, got {args.show_samples}", field="show_samples")
     report = inspect(args.dataset_dir, split=args.split, show_samples=args.show_samples, config=args.config,
                      batch_size=args.batch_size, tokenizer=args.tokenizer)
     print(format_report(report))

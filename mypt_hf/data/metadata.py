@@ -119,6 +119,8 @@ class PreparedMetadata:
                 data = json.load(handle)
         except json.JSONDecodeError as error:
             raise MyPTInputError(f"invalid JSON ({error.msg} at line {error.lineno})", path=str(path)) from None
+        except UnicodeDecodeError:
+            raise MyPTInputError("not UTF-8 text (a damaged or binary file)", path=str(path)) from None
         return cls.from_dict(data, path=path)
 
 

@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple,
 import numpy as np
 
 from ..errors import GateFailure, MyPTInputError
-from ..io_utils import PathLike, atomic_output_dir, sha256_file
+from ..io_utils import PathLike, atomic_output_dir, check_outputs_writable, sha256_file
 from .metadata import METADATA_FILE, SCHEMA, PreparedMetadata, TokenizerRecord
 from .packing import IGNORE_INDEX, build_blocks, pack_lengths, packing_stats
 
@@ -830,8 +830,8 @@ def prepare(inputs: Union[InputSpec, Sequence[InputSpec]], output_dir: PathLike,
     an existing ``output_dir`` is refused unless ``overwrite``. Returns the DatasetDict.
     """
     output_dir = Path(output_dir)
-    if output_dir.exists() and not overwrite:  # fail before the expensive part
-        raise MyPTInputError("output directory already exists (pass --overwrite to replace it)", path=str(output_dir))
+    # fail before the expensive part: an existing output (without overwrite) or a location that cannot be written
+    check_outputs_writable([output_dir], overwrite=overwrite, field="output_dir")
     import datasets
 
     bars_were_on = datasets.is_progress_bar_enabled()
