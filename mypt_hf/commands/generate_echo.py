@@ -18,7 +18,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--contrast_ratio", type=float, default=0.2, help="share of output rows")
     parser.add_argument("--max_examples", type=int, default=None)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--tokenizer", default=None, help="tokenizer for the BPE-safe check (default: embedded)")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer for the BPE-safe check (default: embedded); give the model's, prepare "
+                             "refuses data filtered with another")
     parser.add_argument("--gibberish_words_en", type=int, default=300, help="made-up English words (new)")
     parser.add_argument("--gibberish_words_de", type=int, default=60, help="made-up German words (new)")
     parser.add_argument("--gibberish_letters", action="store_true",
@@ -39,12 +40,15 @@ def run(args) -> int:
     out = Path(args.output_dir)
     path, meta = out / OUTPUT_NAME, out / "mypt_echo_diverse.meta.json"
     check_outputs_writable([path, meta], overwrite=args.overwrite, field="output_dir")
-    tokenizer, fingerprint = None, None
+    tokenizer, fingerprint, token_filter = None, None, None
     if args.bpe_safe:
+        from mypt_hf.data.provenance import tokenizer_filter_record
         from mypt_hf.tokenization_mypt import load_tokenizer, tokenizer_fingerprint
 
         tokenizer = load_tokenizer(args.tokenizer)
         fingerprint = tokenizer_fingerprint(tokenizer)
+        token_filter = tokenizer_filter_record(args.tokenizer, fingerprint,
+                                               f"--bpe_safe: made-up words of at most {args.max_target_tokens} tokens")
     dataset = echo(gibberish=args.gibberish, bpe_safe=args.bpe_safe, max_target_tokens=args.max_target_tokens,
                    anti_echo_ratio=args.anti_echo_ratio, contrast_ratio=args.contrast_ratio,
                    max_examples=args.max_examples, seed=args.seed, tokenizer=tokenizer,
@@ -57,6 +61,6 @@ def run(args) -> int:
         save_episodes_jsonl(dataset, temp[path])
         write_json(temp[meta], {
             "generator": "echo", "version": mypt_hf.__version__, "seed": args.seed, "args": arguments,
-            "tokenizer_fingerprint": fingerprint, "output": OUTPUT_NAME, **summarize_episodes(dataset)})
+            "tokenizer_fingerprint": fingerprint, "tokenizer_filter": token_filter, "output": OUTPUT_NAME, **summarize_episodes(dataset)})
     print(f"wrote {len(dataset)} episodes to {path}")
     return 0

@@ -32,6 +32,7 @@ def run(args) -> int:
         write_json(temp[meta], {
             "generator": "format_lock", "version": mypt_hf.__version__, "seed": args.seed,
             "args": {"output_dir": args.output_dir, "mode": args.mode, "math": args.math, "seed": args.seed},
+            "tokenizer_filter": None,  # no token-count filter: the episodes do not depend on a tokenizer
             "output": OUTPUT_NAME, **summarize_episodes(dataset)})
     print(f"wrote {len(dataset)} episodes to {path}")
     return 0

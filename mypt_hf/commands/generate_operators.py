@@ -20,7 +20,8 @@ def add_arguments(parser) -> None:
                         help="share of payloads made mostly of made-up words (0..1; 0 = word pools only)")
     parser.add_argument("--bracket_contrast", action="store_true",
                         help="add training phrasings where COPY verbs recur bracketed in WRAP (new; off = the original's)")
-    parser.add_argument("--tokenizer", default=None, help="tokenizer for the max_tokens check (default: embedded)")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer for the max_tokens check (default: embedded); give the model's, prepare "
+                             "refuses data filtered with another")
 
 
 def run(args) -> int:
@@ -30,6 +31,7 @@ def run(args) -> int:
     from mypt_hf.data.mixing import summarize_episodes
     from mypt_hf.data.operators import (VAL_TEMPLATES, by_operator, check_operator_args, operators,
                                         training_templates)
+    from mypt_hf.data.provenance import tokenizer_filter_record
     from mypt_hf.data.schema import save_episodes_jsonl
     from mypt_hf.io_utils import atomic_files, check_outputs_writable, write_json
     from mypt_hf.tokenization_mypt import load_tokenizer, tokenizer_fingerprint
@@ -54,6 +56,8 @@ def run(args) -> int:
         "generator": "operators", "version": mypt_hf.__version__, "args": arguments,
         "seed_train": args.seed_train, "seed_val": args.seed_val, "word_distribution": shares,
         "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer),
+        "tokenizer_filter": tokenizer_filter_record(args.tokenizer, tokenizer_fingerprint(tokenizer),
+                                                    f"--max_tokens: payloads of at most {args.max_tokens} tokens"),
         "n_train_episodes": len(splits["train"]), "n_val_episodes": len(splits["validation"]),
         "n_unique_train_payloads": len(train_payloads), "n_unique_val_payloads": len(val_payloads),
         "payload_overlap": bool(train_payloads & val_payloads),

@@ -37,8 +37,11 @@ def _split_inline(item: str):
 def run(args) -> int:
     from pathlib import Path
 
+    from dataclasses import asdict
+
     import mypt_hf
     from mypt_hf.data.mixing import mix_with_metadata, summarize_episodes
+    from mypt_hf.data.provenance import tokenizer_filters
     from mypt_hf.data.schema import load_episodes_jsonl, save_episodes_jsonl
     from mypt_hf.errors import MyPTInputError
     from mypt_hf.io_utils import atomic_files, check_outputs_writable, write_json
@@ -58,6 +61,8 @@ def run(args) -> int:
     output = Path(args.output)
     meta_path = output.with_name(output.stem + ".mix_meta.json")
     check_outputs_writable([output, meta_path], overwrite=args.overwrite, field="--output")
+    # the inputs' token-count filters travel with the mix, so prepare can still check the tokenizer
+    filters = [{"input": str(path), **asdict(f)} for path in paths for f in (tokenizer_filters(path) or [])]
     sets = [load_episodes_jsonl(path) for path in paths]
     if args.weights is not None:
         weights = list(args.weights)
@@ -73,7 +78,7 @@ def run(args) -> int:
     metadata.update({"version": mypt_hf.__version__, "inputs": [str(p) for p in paths],
                      "args": {"inputs": args.inputs, "weights": args.weights, "output": args.output,
                               "shuffle": args.shuffle, "seed": args.seed, "target_size": args.target_size},
-                     "counts": summarize_episodes(mixed)})
+                     "counts": summarize_episodes(mixed), "tokenizer_filters": filters})
     with atomic_files([output, meta_path]) as temp:  # the mix and its metadata appear together
         save_episodes_jsonl(mixed, temp[output])
         write_json(temp[meta_path], metadata)

@@ -29,6 +29,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--tokenizer", default=None,
                         help="tokenizer spec for load_tokenizer: embedded (default), embedded:<N>, *.tiktoken, dir")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument("--allow_tokenizer_mismatch", action="store_true",
+                        help="prepare episodes that their generator filtered by token counts with another tokenizer "
+                             "(refused by default: the filter measured another vocabulary)")
     parser.add_argument("-q", "--quiet", action="store_true")
     return parser
 
@@ -38,5 +41,5 @@ def run(args: argparse.Namespace) -> int:
 
     config = PrepareConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(PrepareConfig)})
     prepare(args.input, args.output_dir, args.tokenizer, config, val_file=args.val_file, overwrite=args.overwrite,
-            verbose=not args.quiet)
+            allow_tokenizer_mismatch=args.allow_tokenizer_mismatch, verbose=not args.quiet)
     return 0

@@ -29,6 +29,7 @@ from ..errors import GateFailure, MyPTInputError
 from ..io_utils import PathLike, atomic_output_dir, check_outputs_writable, sha256_file
 from .metadata import METADATA_FILE, SCHEMA, PreparedMetadata, TokenizerRecord
 from .packing import IGNORE_INDEX, build_blocks, pack_lengths, packing_stats
+from .provenance import check_tokenizer_filters
 
 SPLITS = ("train", "validation")
 PAYLOAD_PLACEHOLDER = "{PAYLOAD}"
@@ -724,12 +725,14 @@ def _line_limit(tokenizer, config: PrepareConfig) -> Optional[Tuple[int, str]]:
 
 def prepare_dataset(inputs: Union[InputSpec, Sequence[InputSpec]], tokenizer=None,
                     config: Optional[PrepareConfig] = None, *, val_file: Optional[InputSpec] = None,
-                    verbose: bool = True) -> Tuple[Any, PreparedMetadata]:
+                    allow_tokenizer_mismatch: bool = False, verbose: bool = True) -> Tuple[Any, PreparedMetadata]:
     """Everything :func:`prepare` does except writing: returns ``(DatasetDict, PreparedMetadata)``.
 
     ``tokenizer``: a tokenizer object, or a spec for ``load_tokenizer`` (None = embedded default).
     ``config``: the preparation options (default ``PrepareConfig()``). ``val_file``: explicit validation episodes
     (strict payload/template separation; ``config.val_split`` is then not used).
+    A JSONL input whose generator filtered it by token counts with another tokenizer (its metadata says which)
+    is refused unless ``allow_tokenizer_mismatch`` (:mod:`mypt_hf.data.provenance`).
     Raises MyPTInputError for bad input and GateFailure when the val-file separation check fails.
     """
     import datasets
@@ -753,6 +756,12 @@ def prepare_dataset(inputs: Union[InputSpec, Sequence[InputSpec]], tokenizer=Non
     if pad_token_id is None:
         raise MyPTInputError("tokenizer has no pad token")
 
+    tokenizer_name = tokenizer_spec or getattr(tokenizer, "name_or_path", None) or "embedded"
+    fingerprint = tokenizer_fingerprint(tokenizer)
+    specs = ([inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)) + [val_file]
+    files = [Path(s) for s in specs if isinstance(s, (str, os.PathLike)) and Path(s).is_file()]
+    token_filters = check_tokenizer_filters(files, tokenizer_name, fingerprint,
+                                            allow_mismatch=allow_tokenizer_mismatch, log=log)
     line_limit = _line_limit(tokenizer, config)
     episodes, sources, origins = load_episode_inputs_located(inputs, line_limit)
     if config.enable_packing and config.pack_by_field:
@@ -802,12 +811,12 @@ def prepare_dataset(inputs: Union[InputSpec, Sequence[InputSpec]], tokenizer=Non
         template_overlap_count=None if separation is None else separation["template_overlap_count"],
         tokenizer=TokenizerRecord(name=tokenizer_spec or getattr(tokenizer, "name_or_path", None) or None,
                                   vocab_size=len(tokenizer), model_vocab_size=model_vocab_size(tokenizer),
-                                  fingerprint=tokenizer_fingerprint(tokenizer)),
+                                  fingerprint=fingerprint),
         # content hashes of the in-memory splits (the saved state.json fingerprints derive from these)
         content_fingerprints={"train": train_ds._fingerprint, "validation": val_ds._fingerprint},
         config=asdict(config),
         inputs={"val_file": os.fspath(val_file) if isinstance(val_file, (str, os.PathLike)) else None,
-                "tokenizer": tokenizer_spec},
+                "tokenizer": tokenizer_spec, "tokenizer_filters": token_filters},
     )
     log(f"train: {train_stats['episodes']} episodes -> {train_stats['rows']} rows, {train_stats['tokens']} tokens, "
         f"{train_stats['supervised_tokens']} supervised ({train_stats['mask_ratio']:.1%})")
@@ -824,7 +833,7 @@ def prepare_dataset(inputs: Union[InputSpec, Sequence[InputSpec]], tokenizer=Non
 
 def prepare(inputs: Union[InputSpec, Sequence[InputSpec]], output_dir: PathLike, tokenizer=None,
             config: Optional[PrepareConfig] = None, *, val_file: Optional[InputSpec] = None, overwrite: bool = False,
-            verbose: bool = True):
+            allow_tokenizer_mismatch: bool = False, verbose: bool = True):
     """Prepare episodes for training and save them: ``output_dir`` gets the DatasetDict (``save_to_disk``)
     and ``mypt_metadata.json``. Nothing is written when anything fails. Arguments as :func:`prepare_dataset`;
     an existing ``output_dir`` is refused unless ``overwrite``. Returns the DatasetDict.
@@ -838,7 +847,8 @@ def prepare(inputs: Union[InputSpec, Sequence[InputSpec]], output_dir: PathLike,
     if not verbose:
         datasets.disable_progress_bars()
     try:
-        dataset, metadata = prepare_dataset(inputs, tokenizer, config, val_file=val_file, verbose=verbose)
+        dataset, metadata = prepare_dataset(inputs, tokenizer, config, val_file=val_file,
+                                            allow_tokenizer_mismatch=allow_tokenizer_mismatch, verbose=verbose)
         save_prepared(dataset, metadata, output_dir, overwrite=overwrite)
     finally:
         if not verbose and bars_were_on:
