@@ -8,6 +8,7 @@ from mypt_hf.cli import main as cli_main
 from mypt_hf.data.inspect import SPAN_CLOSE, SPAN_OPEN, batch_size_from_config, inspect, recommended_steps
 from mypt_hf.data.prepare import PrepareConfig, prepare
 from mypt_hf.data.schema import episodes_from_rows, make_episode
+from mypt_hf.errors import MyPTInputError
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,27 @@ def test_batch_size_from_config(tmp_path):
     json_cfg = tmp_path / "c.json"
     json_cfg.write_text('{"training": {"batch_size": 12}}')
     assert batch_size_from_config(json_cfg) == 12
+
+
+def test_recommended_steps_use_the_global_batch(prepared, tmp_path, monkeypatch):
+    """Processes x per-device batch x accumulation: on 2 processes with accumulation 2 a pass takes 4x fewer
+    steps than on one process without accumulation (the guide's coverage counts the global batch)."""
+    plain, _ = prepared
+    one = inspect(plain, batch_size=1)
+    assert one["batch"] == {"per_device": 1, "accumulation": 1, "processes": 1, "global": 1}
+    four = inspect(plain, batch_size=1, gradient_accumulation_steps=2, num_processes=2)
+    assert four["batch_size"] == 4
+    assert four["recommended_max_steps"] == {k: -(-v // 4) for k, v in one["recommended_max_steps"].items()}
+    monkeypatch.setenv("WORLD_SIZE", "2")  # under a launcher, the process count is the world size
+    assert inspect(plain, batch_size=1)["batch"]["processes"] == 2
+    monkeypatch.delenv("WORLD_SIZE")
+    original = tmp_path / "original.json"  # the original train.py's key names
+    original.write_text('{"batch_size": 3, "grad_accum_steps": 2}')
+    assert inspect(plain, config=original, num_processes=2)["batch"] == {
+        "per_device": 3, "accumulation": 2, "processes": 2, "global": 12}
+    assert inspect(plain, config=original, batch_size=1)["batch"]["global"] == 2  # a flag beats the config
+    with pytest.raises(MyPTInputError, match="num_processes"):
+        inspect(plain, num_processes=0)
 
 
 def test_cli(prepared, capsys, tmp_path):

@@ -2,8 +2,11 @@
 
 Recommended steps for ``k`` masked-token passes: ``ceil(k × supervised tokens / (batch size × supervised
 tokens per row))``, with the train split's figures (rounded up, so the passes are at least reached).
-The batch size is the optimizer-step batch: ``per_device_train_batch_size × gradient_accumulation_steps``
-from a training config when one is given (``batch_size`` in original-style configs), else 16.
+The batch size is the global optimizer-step batch: processes × per-device batch × gradient accumulation, as
+the trainer counts it (and as its coverage line at start reports it). Per-device batch and accumulation come
+from flags, else from a training config (``per_device_train_batch_size``/``gradient_accumulation_steps``, or the
+original's ``batch_size``/``grad_accum_steps``), else 16 and 1; the process count from ``--num_processes``, else
+the launcher's ``WORLD_SIZE``, else 1. On 8 GPUs the recommendation is thus 8× fewer steps than on one.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -34,8 +38,9 @@ def recommended_steps(supervised_tokens: int, rows: int, batch_size: int,
     return {str(k): int(math.ceil(k * supervised_tokens / (batch_size * per_row) - 1e-9)) for k in passes}
 
 
-def batch_size_from_config(path: PathLike) -> int:
-    """The optimizer-step batch size in a YAML/JSON training config (top level or one level down)."""
+def batch_from_config(path: PathLike) -> Tuple[Optional[int], Optional[int]]:
+    """``(per-device batch, gradient accumulation)`` in a YAML/JSON training config (top level or one level
+    down), in this project's or the original's key names; None for what the config does not say."""
     path = Path(path)
     if not path.is_file():
         raise MyPTInputError("config file not found", path=str(path))
@@ -49,12 +54,45 @@ def batch_size_from_config(path: PathLike) -> int:
     if not isinstance(config, Mapping):
         raise MyPTInputError("config is not a mapping", path=str(path))
     scopes = [config] + [v for v in config.values() if isinstance(v, Mapping)]
-    for scope in scopes:
-        if "per_device_train_batch_size" in scope:
-            return int(scope["per_device_train_batch_size"]) * int(scope.get("gradient_accumulation_steps", 1) or 1)
-        if "batch_size" in scope:
-            return int(scope["batch_size"])
-    return DEFAULT_BATCH_SIZE
+
+    def first(*keys: str) -> Optional[int]:
+        for scope in scopes:
+            for key in keys:
+                if key in scope:
+                    value = scope[key]
+                    if isinstance(value, bool) or not isinstance(value, int):
+                        raise MyPTInputError(f"expected an integer, got {value!r:.40}", path=str(path), field=key)
+                    return value
+        return None
+
+    return (first("per_device_train_batch_size", "batch_size"),
+            first("gradient_accumulation_steps", "grad_accum_steps"))
+
+
+def batch_size_from_config(path: PathLike) -> int:
+    """The per-process optimizer-step batch (per-device batch × accumulation) a training config gives."""
+    per_device, accumulation = batch_from_config(path)
+    return (per_device or DEFAULT_BATCH_SIZE) * (accumulation or 1)
+
+
+def global_batch(per_device: Optional[int] = None, accumulation: Optional[int] = None,
+                 num_processes: Optional[int] = None, config: Optional[PathLike] = None) -> Dict[str, int]:
+    """``{"per_device", "accumulation", "processes", "global"}``: flags first, then ``config``, then the
+    launcher's ``WORLD_SIZE`` for the process count, then the defaults (16, 1, 1)."""
+    from_config = batch_from_config(config) if config else (None, None)
+    if num_processes is None:
+        world = os.environ.get("WORLD_SIZE", "")
+        num_processes = int(world) if world.isdigit() and int(world) > 0 else 1
+    batch = {"per_device": per_device if per_device is not None else from_config[0] or DEFAULT_BATCH_SIZE,
+             "accumulation": accumulation if accumulation is not None else from_config[1] or 1,
+             "processes": num_processes}
+    for name, value in batch.items():
+        if value <= 0:
+            flag = {"per_device": "batch_size", "accumulation": "gradient_accumulation_steps",
+                    "processes": "num_processes"}[name]
+            raise MyPTInputError(f"must be a positive integer, got {value}", field=flag)
+    batch["global"] = batch["per_device"] * batch["accumulation"] * batch["processes"]
+    return batch
 
 
 def _segments(row: Mapping[str, Any]) -> List[int]:
@@ -79,18 +117,19 @@ def mark_supervised(tokenizer, input_ids: Sequence[int], labels: Sequence[int]) 
 
 
 def inspect(dataset_dir: PathLike, *, split: str = "train", show_samples: int = 0, config: Optional[PathLike] = None,
-            batch_size: Optional[int] = None, tokenizer=None) -> Dict[str, Any]:
-    """Report on a prepared dataset (see the module docstring); returns a JSON-ready dict."""
+            batch_size: Optional[int] = None, gradient_accumulation_steps: Optional[int] = None,
+            num_processes: Optional[int] = None, tokenizer=None) -> Dict[str, Any]:
+    """Report on a prepared dataset (see the module docstring); returns a JSON-ready dict.
+
+    ``batch_size`` is the per-device batch; the recommended steps use the global batch (:func:`global_batch`).
+    """
     from .prepare import load_prepared
 
     split = "validation" if split in ("val", "validation") else split
     if split not in ("train", "validation"):
         raise MyPTInputError(f"unknown split {split!r} (train or val)", field="split")
+    batch = global_batch(batch_size, gradient_accumulation_steps, num_processes, config)
     dataset, metadata = load_prepared(dataset_dir)
-    if batch_size is None:
-        batch_size = batch_size_from_config(config) if config else DEFAULT_BATCH_SIZE
-    if batch_size <= 0:
-        raise MyPTInputError("batch size must be positive", field="batch_size")
     packed = metadata.packing_enabled
 
     def split_stats(name: str) -> Dict[str, Any]:
@@ -127,10 +166,11 @@ def inspect(dataset_dir: PathLike, *, split: str = "train", show_samples: int = 
         "prepare_mode": metadata.prepare_mode,
         "sources": [s.get("path") or s.get("kind") for s in metadata.sources],
         "splits": {name: split_stats(name) for name in ("train", "validation")},
-        "batch_size": int(batch_size),
+        "batch_size": batch["global"],
+        "batch": batch,
     }
     train = report["splits"]["train"]
-    report["recommended_max_steps"] = recommended_steps(train["supervised_tokens"], train["rows"], batch_size)
+    report["recommended_max_steps"] = recommended_steps(train["supervised_tokens"], train["rows"], batch["global"])
     samples = []
     if show_samples > 0 and len(dataset[split]):
         from ..tokenization_mypt import load_tokenizer
@@ -172,7 +212,10 @@ def format_report(report: Mapping[str, Any], max_sample_chars: int = 2000) -> st
             line += f", fill {s['fill']:.2%}, {s['episodes_per_block']:.1f} episodes/block"
         lines.append(line)
     steps = report["recommended_max_steps"]
-    lines.append(f"recommended max_steps at batch size {report['batch_size']}: "
+    batch = report.get("batch") or {}
+    how = (f" ({batch['processes']} process(es) x {batch['per_device']} per device x {batch['accumulation']} "
+           f"accumulation)" if batch else "")
+    lines.append(f"recommended max_steps at global batch {report['batch_size']}{how}: "
                  + ", ".join(f"{k}x passes -> {v}" + (" (recommended)" if k == "3.5" else "") for k, v in steps.items()))
     for sample in report.get("samples", []):
         text = sample["text"]
@@ -184,5 +227,6 @@ def format_report(report: Mapping[str, Any], max_sample_chars: int = 2000) -> st
     return "\n".join(lines)
 
 
-__all__ = ["PASSES", "DEFAULT_BATCH_SIZE", "recommended_steps", "batch_size_from_config", "mark_supervised",
+__all__ = ["PASSES", "DEFAULT_BATCH_SIZE", "recommended_steps", "batch_from_config", "batch_size_from_config",
+           "global_batch", "mark_supervised",
            "inspect", "format_report"]
