@@ -140,7 +140,10 @@ def test_chain_exits_0_when_every_phase_passes(tmp_path, capsys, monkeypatch):
     assert summary["passed"] is True and summary["exit_code"] == 0
     assert [(r["phase"], r["verdict"], r["gated_buckets"]) for r in summary["phases"]] == [
         ("tiny_base", "PASS", ["copy"]), ("phase3a1_alpha", "PASS", ["anti_echo"])]
-    assert "**PASS** (2/2 phases)" in (root / "chain_summary.md").read_text()
+    md = (root / "chain_summary.md").read_text()
+    assert "**PASS** (2/2 phases, kept skills PASS)" in md
+    # the kept-skills gate asked the final model what the chain gated (here C only, as α's gate did)
+    assert summary["kept_skills"]["gated_by_chain"] == ["C"] and "| kept skills (phase3a1_alpha) | C |" in md
     assert "[chain 2/2] phase3a1_alpha: PASS in" in capsys.readouterr().out
 
 

@@ -274,7 +274,7 @@ def test_metadata_round_trips_and_records_the_config_whole(tmp_path):
     _, loaded = load_prepared(out)
     assert loaded.config == dataclasses.asdict(config)
     assert PrepareConfig(**loaded.config) == config
-    assert loaded.inputs == {"val_file": None, "tokenizer": None}
+    assert loaded.inputs == {"val_file": None, "tokenizer": None, "tokenizer_filters": []}
     assert loaded.train_rows == loaded.splits["train"]["rows"] == 1
     # save -> load gives the same object; to_dict is what the file holds
     again = tmp_path / "again"

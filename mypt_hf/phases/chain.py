@@ -16,7 +16,10 @@ base); with ``--init_from_model`` (e.g. a converted 750M base and the ``_750M`` 
 
 A failed gate stops the chain, as the guide says (do not go on to the next phase): the phase's model is saved and
 the later phases are SKIPPED; ``continue_on_fail`` runs them anyway, each from the previous output. The gate is
-the guide's mandatory one: the eval suite, the tie-weights check and the train/eval parity check. :func:`run_from_args` raises GateFailure (exit 1) when a phase did not pass; bad input is a
+the guide's mandatory one: the eval suite, the tie-weights check and the train/eval parity check. After the last
+phase, the kept-skills gate (:mod:`mypt_hf.phases.kept_skills`) asks the final model every bucket the chain gated,
+on the suite and on held-out prompts. :func:`run_from_args` raises GateFailure (exit 1) when a phase or the
+kept-skills gate did not pass; bad input is a
 MyPTInputError (exit 2), checked for every chosen phase before anything trains.
 
 In-process, not subprocesses: each phase runs :func:`~mypt_hf.phases.recipes.run_phase` in this interpreter.
@@ -36,6 +39,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import GateFailure, MyPTInputError
 from ..model_names import resolve_model
+from .kept_skills import run_kept_skills, summary_row
 from .registry import BASE_PHASE, CHAIN, PHASES, config_path, packaged_config_dir, resolve_phases
 from .resume import ResumeDecision, mark_done, mark_started, plan_resume, remove_unusable_checkpoints
 from .report import SUMMARY_NAME, gated_rates, phase_result, upstream_rows, write_summary
@@ -231,8 +235,25 @@ def run_phases(phases: Optional[Sequence[str] | str] = None, config_dir: Optiona
                 say(f"[chain] stopping after {entry['phase']}: its gate did not pass (the guide: do not go on to the "
                     "next phase; --continue_on_fail runs the rest anyway)")
             break
+    summary["kept_skills"] = None
+    last = summary["phases"][-1]
+    ran_to_end = stop_reason is None and (last["verdict"] == "PASS" or (
+        continue_on_fail and last["verdict"] in ("FAIL", "RED LINE")))
+    if ran_to_end and PHASES[last["phase"]].gate_kind == "suite":
+        # the final model, every bucket the chain gated, suite and held-out (mypt_hf.phases.kept_skills)
+        kept = None
+        if state.is_main_process:
+            from ..evaluation.retention import format_kept_skills
+
+            say(f"[chain] kept skills: asking {last['phase']} every bucket the chain gated, suite and held-out")
+            t0 = time.perf_counter()
+            report = run_kept_skills(last, summary["upstream_phases"] + summary["phases"])
+            kept = summary_row(report) | {"wall_s": time.perf_counter() - t0}
+            say(format_kept_skills(report) + f" ({kept['wall_s']:.0f} s)")
+        summary["kept_skills"] = broadcast_object_list([kept])[0]
     summary["total_wall_s"] = time.perf_counter() - started
-    summary["passed"] = all(row["verdict"] == "PASS" for row in summary["phases"])
+    summary["passed"] = (all(row["verdict"] == "PASS" for row in summary["phases"])
+                         and (summary["kept_skills"] is None or bool(summary["kept_skills"]["passed"])))
     summary["exit_code"] = 0 if summary["passed"] else (2 if isinstance(stop_reason, MyPTInputError) else 1)
     if state.is_main_process:
         text = write_summary(output_root, summary)
@@ -254,6 +275,9 @@ def run_from_args(args: argparse.Namespace) -> int:
                          init_from_model=args.init_from_model, resume=args.resume)
     if not summary["passed"]:
         failed = [f"{row['phase']} {row['verdict']}" for row in summary["phases"] if row["verdict"] != "PASS"]
+        kept = summary.get("kept_skills")
+        if kept is not None and not kept["passed"]:
+            failed.append("kept skills FAIL (" + "; ".join(kept["failed"]) + ")")
         raise GateFailure("chain did not pass: " + ", ".join(failed))
     return 0
 

@@ -104,29 +104,60 @@ def phase3a2(run: PhaseRun) -> None:
 
 def phase3a_operator(run: PhaseRun) -> None:
     """Operators: COPY / WRAP / EXTRACT with disjoint train/validation templates and payloads, packed by
-    ``_meta.operator`` (+ optional α replay). Gate: A and E; the generator's validation split is scored too."""
+    ``_meta.operator`` (+ optional replay of α, β echo and 3a-2 data). Gate: A and E; the generator's validation
+    split is scored too."""
+    from ..data.format_lock import format_lock
     from ..data.mixing import mix
     from ..data.operators import operators
 
     settings = run.group("operator")
-    share = settings.operator_format_replay_share  # in [0, 1): checked when the arguments are parsed
+    shares = settings.replay_shares()  # each in [0, 1), their sum below 1: checked when the arguments are parsed
     data = operators(n_train=settings.operator_n_train, n_val=settings.operator_n_val,
                      max_tokens=settings.operator_max_tokens, seed_train=run.data.episode_seed,
                      novel_word_share=settings.operator_novel_word_share,
                      bracket_contrast=settings.operator_bracket_contrast, tokenizer=run.tokenizer)
     train = data["train"]
-    sources = [source_row("operators train", data["train"], 1.0 - share, "COPY/WRAP/EXTRACT, train templates")]
-    if share:  # the tiny default: a little α replay keeps the stop on plain chat prompts
-        replay = _alpha_episodes(run)
-        train = mix([data["train"], replay], weights=[1.0 - share, share], target_size=round(len(train) / (1.0 - share)),
-                    shuffle=True, seed=run.data.episode_seed, names=["operators", "alpha_replay"])
-        sources.append(source_row("α replay (format lock minimal)", replay, share, "mode=minimal, math=exclude"))
+    own = 1.0 - sum(shares.values())
+    sources = [source_row("operators train", data["train"], own, "COPY/WRAP/EXTRACT, train templates")]
+    if shares:  # the tiny default: replay keeps what the earlier phases taught (the stop on plain prompts, ...)
+        replays = {
+            "alpha_replay": (lambda: _alpha_episodes(run), "α replay (format lock minimal)", "mode=minimal, math=exclude"),
+            "echo_replay": (lambda: _beta_echo(run), "β echo replay", "gibberish=exclude"),
+            "knowledge_replay": (lambda: format_lock(mode="full", math="include", seed=run.data.episode_seed),
+                                 "3a-2 replay (format lock full)", "mode=full, math=include"),
+        }
+        parts = [data["train"]]
+        for name, share in shares.items():
+            build, label, detail = replays[name]
+            episodes, dropped = _without_payloads(build(), data["validation"])
+            parts.append(episodes)
+            sources.append(source_row(label, episodes, share, detail + (
+                f"; {dropped} episode(s) left out whose payload is an operator validation payload" if dropped else "")))
+        train = mix(parts, weights=[own, *shares.values()], target_size=round(len(train) / own), shuffle=True,
+                    seed=run.data.episode_seed, names=["operators", *shares])
     sources.append(source_row("operators validation", data["validation"], None, "unseen templates+payloads"))
     run.prepare(train, val_episodes=data["validation"], sources=sources)
     run.train()
     run.gate()
     # Reported, not gated: exact match on the generator's own validation split (unseen templates and payloads).
     run.score_held_out(data["validation"], "operator validation split")
+
+
+def _without_payloads(episodes, validation):
+    """``episodes`` less those whose payload (as prepare's separation check derives it) is one of the
+    ``validation`` split's payloads, so a replayed echo of a word cannot leak it; returns (episodes, how many
+    were left out)."""
+    from ..data.prepare import derive_payload
+
+    held = {m["payload"].lower() for m in validation["_meta"]}
+
+    def keep(row) -> bool:
+        user = next((m["content"] for m in row["messages"] if m["role"] == "user"), "")
+        payload = derive_payload(user, row.get("_meta"))
+        return payload is None or payload.lower() not in held
+
+    kept = episodes.filter(keep, desc="replay: leave out validation payloads")
+    return kept, len(episodes) - len(kept)
 
 
 PHASE_STEPS: Dict[str, Callable[[PhaseRun], None]] = {

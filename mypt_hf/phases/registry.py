@@ -44,7 +44,7 @@ PHASES: Dict[str, PhaseInfo] = {
     "phase3a2": PhaseInfo("phase3a2", "Phase 3a-2: format lock full with math + β + α replay", "phase3a1_gamma",
                           ("A", "B", "C", "D"), settings=("copy", "echo")),
     "phase3a_operator": PhaseInfo("phase3a_operator", "Phase 3a operators: COPY / WRAP / EXTRACT", "phase3a2",
-                                  ("A", "E"), settings=("copy", "operator")),
+                                  ("A", "E"), settings=("copy", "echo", "operator")),
 }
 CHAIN: Tuple[str, ...] = tuple(PHASES)  # chain order
 BASE_PHASE = "tiny_base"  # trains a fresh model; a chain given --init_from_model (a real base) skips it

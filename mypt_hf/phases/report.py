@@ -87,13 +87,29 @@ def format_summary(summary: Mapping[str, Any]) -> str:
                      if checks else "")
         cells += [row["verdict"], "" if row["wall_s"] is None else f"{row['wall_s']:.0f} s"]
         lines.append("| " + " | ".join(cells) + " |")
+    kept = summary.get("kept_skills")
+    if kept:
+        cells = [f"kept skills ({kept['phase']})", ", ".join(kept.get("gated_by_chain") or [])]
+        for name in names:
+            row = kept["buckets"].get(name)
+            cells.append("" if row is None else " / ".join(
+                _pct(row[w]["rate"]) for w in ("suite", "held_out") if w in row) + f" (≥{_pct(row['threshold'])})")
+        cells += ["", "PASS" if kept["passed"] else "FAIL", f"{kept.get('wall_s', 0):.0f} s"]
+        lines.append("| " + " | ".join(cells) + " |")
     n_pass = sum(row["verdict"] == "PASS" for row in rows)
-    verdict = f"**{'PASS' if summary['passed'] else 'FAIL'}** ({n_pass}/{len(rows)} phases)"
+    verdict = f"**{'PASS' if summary['passed'] else 'FAIL'}** ({n_pass}/{len(rows)} phases" + (
+        f", kept skills {'PASS' if kept['passed'] else 'FAIL'})" if kept else ")")
     total = ["**total**", ""] + [""] * (len(names) + 1) + [verdict, f"{summary['total_wall_s']:.0f} s"]
     lines += ["| " + " | ".join(total) + " |", "",
               "`*` gated bucket (rate ≥ threshold for PASS); other buckets are reported only. A phase passes only "
               "when its gated buckets, the tie-weights check and the train/eval parity check all pass (the guide's "
               "mandatory gate)."]
+    if kept:
+        lines += ["", "Kept skills: the final model asked every bucket the chain gated, on the suite's prompts / on "
+                      "held-out prompts no generator emits (mypt_hf/evaluation/held_out.py), with the guide's "
+                      "thresholds; held-out format (A) is every held-out prompt scored for well-formed, stopped "
+                      "replies; E also needs WRAP ≥80 %, EXTRACT ≥80 %, COPY ≥60 %."
+                  + ("" if kept["passed"] else " Below target: " + "; ".join(kept["failed"]) + ".")]
     if upstream:
         lines += ["", "Rows marked (earlier run) are the phases this run started from, as an earlier run under this "
                       "root recorded them; the total, verdict and wall time count this run's phases only."]

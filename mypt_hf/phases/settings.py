@@ -106,9 +106,27 @@ class OperatorArguments:
     operator_format_replay_share: float = field(
         default=0.0, metadata={"help": "Share of α format-lock replay in the training mix (0 = operators only, as "
                                        "the guide)."})
+    operator_echo_replay_share: float = field(
+        default=0.0, metadata={"help": "Share of β echo replay (echo, anti-echo and contrast rows) in the training "
+                                       "mix, so the final model keeps B and C (0 = none, as the guide)."})
+    operator_knowledge_replay_share: float = field(
+        default=0.0, metadata={"help": "Share of 3a-2's format lock full (facts, math) in the training mix, so the "
+                                       "final model keeps D (0 = none, as the guide)."})
 
     def __post_init__(self) -> None:
-        _share(self.operator_format_replay_share, "operator_format_replay_share")
+        names = ("operator_format_replay_share", "operator_echo_replay_share", "operator_knowledge_replay_share")
+        for name in names:
+            _share(getattr(self, name), name)
+        if sum(getattr(self, name) for name in names) >= 1.0:
+            raise MyPTInputError("the operator phase's replay shares must leave room for operator episodes "
+                                 f"(their sum is {sum(getattr(self, n) for n in names):g}, must be below 1)",
+                                 field="operator_format_replay_share")
+
+    def replay_shares(self) -> Dict[str, float]:
+        """The replayed sources of the operator mix and their output shares (zero shares left out)."""
+        shares = {"alpha_replay": self.operator_format_replay_share, "echo_replay": self.operator_echo_replay_share,
+                  "knowledge_replay": self.operator_knowledge_replay_share}
+        return {name: share for name, share in shares.items() if share}
 
 
 SETTING_GROUPS: Dict[str, type] = {"copy": CopyArguments, "tiny_base": TinyBaseArguments, "echo": EchoArguments,
