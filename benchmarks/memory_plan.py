@@ -356,8 +356,8 @@ def render(plan: Dict[str, Any]) -> str:
         out.append(f"Measured ({m['how']}, width {m['hidden']}, {m['tokens']} tokens, dropout 0): "
                    f"{m['bytes_per_token_layer']:,.0f} B vs the formula's {m['formula_same_setting']:,} B for the same "
                    f"setting; + dropout masks = {m['plus_dropout_masks']:,.0f} B used below. (The formula counts six bf16 "
-                   "input casts; autograd keeps one of them in a storage it already holds, so the measurement is one 2h "
-                   "lower.)")
+                   "h-wide input casts per layer (q, k, v, o, gate, up); the measurement finds five distinct ones (which "
+                   "one shares a storage was not traced), so the formula is 2h bytes high: an upper bound.)")
     else:
         out.append("Not measured (--no_measure): the formula's total is used below.")
     out += ["", "### Per GPU (computed; bf16 autocast states, per-device batch of the configs)", "",
