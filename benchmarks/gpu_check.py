@@ -642,14 +642,18 @@ def _train_manual(model, columns, packed, row_len, batch, shapes, device, activa
 # (c) generation
 # --------------------------------------------------------------------------------------------------
 
-def generation_throughput(model: Any, shapes: Shapes, device: Any, implementation: str) -> Dict[str, Any]:
-    """New tokens/s of greedy ``generate`` with the KV cache, per batch size (bf16 weights on CUDA)."""
-    import copy
-
+def generation_throughput(shapes: Shapes, device: Any, implementation: str) -> Dict[str, Any]:
+    """New tokens/s of greedy ``generate`` with the KV cache, per batch size (bf16 weights on CUDA), on a fresh model
+    of the shapes' size."""
     import torch
 
     cuda = getattr(device, "type", str(device)) == "cuda"
-    gen = copy.deepcopy(model).to(torch.bfloat16) if cuda else model
+    # A fresh model, not a copy of the trained one: each MyPTSFTTrainer patched that one's forward with TRL's fused
+    # head, whose closure points at the original instance, so a deepcopy would still run the fp32 original (and its
+    # attention setting). Random weights do not change the speed.
+    gen = build_model(shapes, device)
+    if cuda:
+        gen = gen.to(torch.bfloat16)
     try:
         set_attention(gen, implementation)
         gen.eval()
@@ -679,11 +683,7 @@ def generation_throughput(model: Any, shapes: Shapes, device: Any, implementatio
                                           "ms_per_decode_step": 1000 * seconds / max(new, 1)}
         return out
     finally:
-        if gen is not model:
-            del gen
-        else:
-            set_attention(model, SDPA)
-            model.train()
+        del gen
 
 
 # --------------------------------------------------------------------------------------------------
@@ -820,7 +820,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # (c)
     for implementation in (SDPA, FLASH):
         run_section(report, f"generation/{implementation}", budget, 30.0 if cuda else 2.0,
-                    lambda i=implementation: generation_throughput(model, shapes, device, i),
+                    lambda i=implementation: generation_throughput(shapes, device, i),
                     skip_reason=None if implementation in implementations else flash_reason)
     # memory without activation checkpointing (for the memory plan)
     for packed in (False, True):
