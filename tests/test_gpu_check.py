@@ -114,6 +114,7 @@ def test_peak_table_and_flops():
     assert gpu_check.peak_bf16_tflops("NVIDIA H200")[0] == 989.0
     assert gpu_check.peak_bf16_tflops("NVIDIA A100-SXM4-80GB")[0] == 312.0
     assert gpu_check.peak_bf16_tflops("NVIDIA L40S")[0] == 362.0
+    assert gpu_check.peak_bf16_tflops("NVIDIA L4")[0] == 121.0 and gpu_check.peak_bf16_tflops("NVIDIA L40")[0] == 181.0
     peak, why = gpu_check.peak_bf16_tflops("Some Future GPU")
     assert peak is None and "unknown" in why
     # 6N per token plus 12*L*d*T per token (T^2 per sequence); recompute adds one forward
