@@ -67,6 +67,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 SCHEMA = "mypt_hf.gpu_check/1"
 FLASH = "flash_attention_2"
 SDPA = "sdpa"
+#: every section of a report, in the order they run
+SECTION_NAMES = ("setup", "correctness",
+                 *(f"train/{i}/{s}" for i in (SDPA, FLASH) for s in ("unpacked", "packed")),
+                 *(f"generation/{i}" for i in (SDPA, FLASH)),
+                 *(f"train/{SDPA}/{s}/no_ac" for s in ("unpacked", "packed")))
 
 # Dense bf16 tensor-core peak (TFLOP/s) by device name, the vendors' data sheets (sparsity figures halved).
 # First match wins, so the specific names come before the generic ones.
@@ -795,6 +800,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     setup_result = run_section(report, "setup", budget, 0.0, setup)
     if setup_result["status"] != "ok":
+        for name in SECTION_NAMES[1:]:  # every section still gets its entry, saying why it did not run
+            report.data["sections"][name] = {"status": "skipped", "reason": f"setup {setup_result['status']}"}
         return finish(report, budget)
     model = model_holder["model"]
     counts = report.data["model"]["params"]

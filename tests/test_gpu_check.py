@@ -36,6 +36,10 @@ def smoke_report(tmp_path_factory) -> dict:
     return json.loads(out.read_text(encoding="utf-8"))
 
 
+def gpu_check_names():
+    return _load_module().SECTION_NAMES
+
+
 @pytest.mark.slow
 def test_smoke_report_structure(smoke_report):
     report = smoke_report
@@ -47,7 +51,7 @@ def test_smoke_report_structure(smoke_report):
     expected = {"setup", "correctness", "train/sdpa/unpacked", "train/sdpa/packed",
                 "train/flash_attention_2/unpacked", "train/flash_attention_2/packed", "generation/sdpa",
                 "generation/flash_attention_2", "train/sdpa/unpacked/no_ac", "train/sdpa/packed/no_ac"}
-    assert set(sections) == expected
+    assert set(sections) == expected == set(gpu_check_names())
     for name in ("train/sdpa/unpacked", "train/sdpa/packed", "train/sdpa/packed/no_ac"):
         run = sections[name]
         assert run["status"] == "ok", run
@@ -120,3 +124,26 @@ def test_peak_table_and_flops():
     # 6N per token plus 12*L*d*T per token (T^2 per sequence); recompute adds one forward
     assert gpu_check.step_model_flops(100, 2, 8, tokens=10, segments_sq=50) == 6 * 100 * 10 + 12 * 2 * 8 * 50
     assert gpu_check.step_model_flops(100, 2, 8, 10, 50, recompute=True) == 8 * 100 * 10 + 16 * 2 * 8 * 50
+
+
+@pytest.mark.slow
+def test_budget_skips_sections_and_still_writes_a_report(tmp_path):
+    """A budget that runs out before the first section: every section is reported as skipped, the exit is clean."""
+    out = tmp_path / "report.json"
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--budget_s", "0.01", "--out", str(out)], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sections = json.loads(out.read_text(encoding="utf-8"))["sections"]
+    assert set(sections) == set(gpu_check_names())
+    assert all(s["status"] == "skipped" for s in sections.values())
+    assert "time budget" in sections["setup"]["reason"]
+
+
+def test_full_shapes_come_from_the_750M_configs():
+    gpu_check = _load_module()
+    shapes = gpu_check.full_shapes(steps=30, warmup_steps=5)
+    assert (shapes.model["hidden_size"], shapes.model["num_attention_heads"], shapes.model["num_hidden_layers"]) == \
+        (1280, 20, 32)
+    assert (shapes.unpacked_batch, shapes.unpacked_len, shapes.packed_batch, shapes.packed_block) == (16, 512, 16, 1024)
+    assert shapes.model["block_size"] == 1024 and shapes.vocab_size == 50304 and shapes.gen_batches == (1, 32)
