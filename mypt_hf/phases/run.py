@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import MyPTInputError
+from ..training.tracking import log_gate, name_the_run
 from .registry import PHASES
 from .settings import PhaseConfig, parse_phase_args
 
@@ -94,6 +95,7 @@ class PhaseRun:
         self.dataset: Any = None
         self.timings: Dict[str, float] = {}
         self._saved_model: Any = None  # the full saved model that the main process evaluates under FSDP
+        name_the_run(self.args, self.phase.name)  # with trackers on: one run per phase, named after it
         self._load_model()
 
     @classmethod
@@ -307,6 +309,7 @@ class PhaseRun:
         red = self._red_lines(model) if self.phase.gate_kind != "copy" and self.data.check_red_lines else []
         self.report["phase"] = self.phase.name
         write_report(self.report, self.output_dir / "gate_report.json")
+        log_gate(self.trainer, self.report)  # into the phase's training run (report_to), which it closes again
         print(format_report(self.report), flush=True)
         print(format_gate_checks(self.report), flush=True)
         if red:
