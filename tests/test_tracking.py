@@ -193,7 +193,7 @@ def test_gate_logs_only_on_the_world_main_process(tmp_path, monkeypatch):
     from transformers.integrations import TensorBoardCallback
 
     from mypt_hf.training.config import MyPTSFTConfig
-    from mypt_hf.training.tracking import gate_logs, log_gate
+    from mypt_hf.training.tracking import gate_logs, held_out_logs, log_gate
 
     monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
     report = {"buckets": {"format_strict": {"rate": 0.5, "passed": 5, "total": 10, "verdict": "FAIL"}},
@@ -202,6 +202,9 @@ def test_gate_logs_only_on_the_world_main_process(tmp_path, monkeypatch):
     logs = gate_logs(report)
     assert logs["eval_gate/format_strict/pass_rate"] == 0.5 and logs["eval_gate/verdict"] == "RED LINE"
     assert logs["eval_gate/red_lines"] == 1.0 and logs["eval_gate/checks/tie_weights"] == 1.0
+    assert held_out_logs("operators", {"exact_match": 0.25, "passed": 1, "total": 4, "items": []}) == {
+        "eval_held_out/operators/exact_match": 0.25, "eval_held_out/operators/passed": 1.0,
+        "eval_held_out/operators/total": 4.0}
     for zero, name in ((False, "rank1"), (True, "rank0")):
         args = MyPTSFTConfig(output_dir=str(tmp_path / name), report_to="tensorboard", run_name="gate")
         callback = TensorBoardCallback()
@@ -214,3 +217,35 @@ def test_gate_logs_only_on_the_world_main_process(tmp_path, monkeypatch):
     assert not (tmp_path / "rank1").exists()
     tb = scalars(tmp_path / "rank0" / "runs" / "gate")
     assert tb["eval/gate/format_strict/pass_rate"] == [(7, 0.5)] and tb["eval/gate/verdict/text_summary"] == [(7, "RED LINE")]
+
+
+@pytest.mark.slow
+def test_two_processes_log_once_from_the_main_process(tmp_path):
+    """Under torchrun (2 processes, gloo on CPU) only the world's process zero writes: one TensorBoard run
+    directory whose event files all come from one process, one trackio run, each step's loss once."""
+    import re
+    import socket
+
+    with socket.socket() as probe:  # a free port: a fixed one collides with other runs on a shared machine
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "ddp"
+    sets = [arg for key, value in CUT_DOWN.items() for arg in (f"--{key}", str(value))]
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_addr", "127.0.0.1", "--master_port", str(port),
+                           str(ROOT / "recipes" / "tiny_base.py"), "--output_dir", str(out / "tiny_base"), *sets,
+                           "--report_to", "tensorboard,trackio"], env=offline_env(tmp_path), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    log = done.stdout[-3000:] + done.stderr[-3000:]
+    assert (out / "tiny_base" / "gate_report.json").is_file(), log
+    (run_dir,) = (out / "tiny_base" / "runs").iterdir()
+    pids = {re.match(r"events\.out\.tfevents\.\d+\.[^.]+\.(\d+)\.", p.name).group(1) for p in run_dir.iterdir()}
+    assert len(pids) == 1, sorted(p.name for p in run_dir.iterdir())
+    tb = scalars(run_dir)
+    assert [step for step, _ in tb["train/loss"]] == [1, 2, 3] and tb["eval/gate/verdict/text_summary"] == [(3, "FAIL")]
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "trackio" / "mypt-hf.db") as db:  # trackio's local store, read as it lies
+        rows = db.execute("SELECT run_name, metrics FROM metrics").fetchall()
+    assert {name for name, _ in rows} == {run_dir.name}
+    assert sum("train/loss" in json.loads(metrics) for _, metrics in rows) == 3

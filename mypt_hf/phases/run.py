@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import MyPTInputError
-from ..training.tracking import log_gate, name_the_run
+from ..training.tracking import held_out_logs, log_and_close, log_gate, name_the_run
 from .registry import PHASES
 from .settings import PhaseConfig, parse_phase_args
 
@@ -333,6 +333,7 @@ class PhaseRun:
         if self.report is not None:
             self.report.setdefault("held_out", {})[name] = {k: v for k, v in result.items() if k != "items"}
             write_report(self.report, self.output_dir / "gate_report.json")
+        log_and_close(self.trainer, held_out_logs(name, result))  # beside the gate, in the phase's run
         self.timings["held_out_s"] = time.perf_counter() - t0
         return result
 

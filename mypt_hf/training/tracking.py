@@ -153,15 +153,27 @@ def gate_logs(report: Mapping[str, Any]) -> Dict[str, Union[float, str]]:
     return logs
 
 
-def log_gate(trainer: Any, report: Mapping[str, Any]) -> None:
-    """Log a phase's gate report into its training run, then close the trackers (main process; a no-op without
-    trackers or without a trainer)."""
+def log_and_close(trainer: Any, logs: Mapping[str, Union[float, int, str]]) -> None:
+    """:func:`log_after_training` then :func:`close_trackers` (main process; a no-op without trackers or without a
+    trainer)."""
     if trainer is None or not tracker_callbacks(trainer):
         return
-    log_after_training(trainer, gate_logs(report))
+    log_after_training(trainer, logs)
     close_trackers(trainer)
+
+
+def log_gate(trainer: Any, report: Mapping[str, Any]) -> None:
+    """Log a phase's gate report (:func:`gate_logs`) into its training run, then close the trackers."""
+    log_and_close(trainer, gate_logs(report))
+
+
+def held_out_logs(name: str, result: Mapping[str, Any]) -> Dict[str, float]:
+    """Held-out exact match (:func:`~mypt_hf.evaluation.exact_match.episode_exact_match`) as tracker figures:
+    ``eval_held_out/<name>/exact_match``, ``/passed`` and ``/total``."""
+    prefix = f"eval_held_out/{name}/"
+    return {prefix + key: float(result.get(key) or 0) for key in ("exact_match", "passed", "total")}
 
 
 __all__ = ["OFFLINE_TRACKERS", "TRACKING_EXTRA", "TRACKIO_PROJECT", "GATE_PREFIX", "trackers", "check_tracking_args",
            "default_run_name", "name_the_run", "tracker_callbacks", "point_tensorboard", "log_after_training",
-           "close_trackers", "gate_verdict", "gate_logs", "log_gate"]
+           "close_trackers", "log_and_close", "gate_verdict", "gate_logs", "log_gate", "held_out_logs"]
