@@ -12,7 +12,9 @@ and call these methods in order::
 
 Output directory (``--output_dir``): the Hub-style model (safetensors, tokenizer with chat template,
 generation_config), ``README.md`` (model card), ``loss.png``, ``gates.png``, ``gate_report.json``,
-``timings.json``, ``data/`` (the prepared dataset) and the trainer's ``checkpoint-*`` folders.
+``timings.json``, ``data/`` (the prepared dataset) and the trainer's ``checkpoint-*`` folders; with
+``--report_to tensorboard`` also ``runs/<run_name>/`` (the run is named after the phase; the gate's figures are
+logged into it, see :mod:`mypt_hf.training.tracking`).
 
 Processes: under ``accelerate launch`` every rank runs the same calls; accelerate's ``PartialState`` decides who
 writes (the main process builds and saves the data first, the others then load it; only the main process gates
