@@ -216,7 +216,8 @@ def test_gate_logs_only_on_the_world_main_process(tmp_path, monkeypatch):
         assert callback.tb_writer is None  # closed again
     assert not (tmp_path / "rank1").exists()
     tb = scalars(tmp_path / "rank0" / "runs" / "gate")
-    assert tb["eval/gate/format_strict/pass_rate"] == [(7, 0.5)] and tb["eval/gate/verdict/text_summary"] == [(7, "RED LINE")]
+    assert tb["eval/gate/format_strict/pass_rate"] == [(7, 0.5)]
+    assert tb["eval/gate/verdict/text_summary"] == [(7, "RED LINE")]
 
 
 @pytest.mark.slow

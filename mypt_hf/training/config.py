@@ -83,7 +83,8 @@ class MyPTSFTConfig(SFTConfig):
     report_to: Union[None, str, List[str]] = field(
         default="none",
         metadata={"help": "Trackers to report to: none, tensorboard (<output_dir>/runs/<run_name>), trackio (local "
-                          "store $TRACKIO_DIR, default $HF_HOME/trackio) or both (comma-separated); pip install 'mypt_hf[tracking]'."})
+                          "store $TRACKIO_DIR, default $HF_HOME/trackio) or both (comma-separated); "
+                          "pip install 'mypt_hf[tracking]'."})
     run_name: Optional[str] = field(
         default=None,
         metadata={"help": "Tracker run name (default with trackers on: the phase or output directory's name and the "

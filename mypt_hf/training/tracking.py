@@ -40,7 +40,7 @@ GATE_PREFIX = "eval_gate/"
 
 def _installed(tracker: str) -> bool:
     if tracker == "tensorboard":  # what TensorBoardCallback imports: torch.utils.tensorboard needs tensorboard
-        return importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None
+        return any(importlib.util.find_spec(name) is not None for name in ("tensorboard", "tensorboardX"))
     return importlib.util.find_spec(tracker) is not None
 
 
