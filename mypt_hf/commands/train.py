@@ -24,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max_steps", type=int, default=None)
     parser.add_argument("--coverage", type=float, default=None, help="passes over the training rows -> max_steps")
     parser.add_argument("--resume_from_checkpoint", default=None, help="checkpoint dir, or 'true' for the latest")
+    parser.add_argument("--report_to", default=None,
+                        help="trackers, comma-separated: tensorboard (<output_dir>/runs/<run_name>), trackio (local "
+                             "store $TRACKIO_DIR, default $HF_HOME/trackio); pip install 'mypt_hf[tracking]'")
+    parser.add_argument("--run_name", default=None,
+                        help="tracker run name (default: the output directory's name and the UTC start time)")
 
 
 def _load_config_file(path: str) -> dict:
@@ -86,7 +91,7 @@ def _recipe_only_keys() -> set:
 
 
 CLI_KEYS = ("init_from_model", "eval_prompts_file", "learning_rate", "output_dir", "max_steps", "coverage",
-            "resume_from_checkpoint")
+            "resume_from_checkpoint", "report_to", "run_name")
 
 
 def build_arguments(args: argparse.Namespace):

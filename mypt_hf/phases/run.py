@@ -12,7 +12,9 @@ and call these methods in order::
 
 Output directory (``--output_dir``): the Hub-style model (safetensors, tokenizer with chat template,
 generation_config), ``README.md`` (model card), ``loss.png``, ``gates.png``, ``gate_report.json``,
-``timings.json``, ``data/`` (the prepared dataset) and the trainer's ``checkpoint-*`` folders.
+``timings.json``, ``data/`` (the prepared dataset) and the trainer's ``checkpoint-*`` folders; with
+``--report_to tensorboard`` also ``runs/<run_name>/`` (the run is named after the phase; the gate's figures are
+logged into it, see :mod:`mypt_hf.training.tracking`).
 
 Processes: under ``accelerate launch`` every rank runs the same calls; accelerate's ``PartialState`` decides who
 writes (the main process builds and saves the data first, the others then load it; only the main process gates
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import MyPTInputError
+from ..training.tracking import held_out_logs, log_and_close, log_gate, name_the_run
 from .registry import PHASES
 from .settings import PhaseConfig, parse_phase_args
 
@@ -94,6 +97,7 @@ class PhaseRun:
         self.dataset: Any = None
         self.timings: Dict[str, float] = {}
         self._saved_model: Any = None  # the full saved model that the main process evaluates under FSDP
+        name_the_run(self.args, self.phase.name)  # with trackers on: one run per phase, named after it
         self._load_model()
 
     @classmethod
@@ -307,6 +311,7 @@ class PhaseRun:
         red = self._red_lines(model) if self.phase.gate_kind != "copy" and self.data.check_red_lines else []
         self.report["phase"] = self.phase.name
         write_report(self.report, self.output_dir / "gate_report.json")
+        log_gate(self.trainer, self.report)  # into the phase's training run (report_to), which it closes again
         print(format_report(self.report), flush=True)
         print(format_gate_checks(self.report), flush=True)
         if red:
@@ -330,6 +335,7 @@ class PhaseRun:
         if self.report is not None:
             self.report.setdefault("held_out", {})[name] = {k: v for k, v in result.items() if k != "items"}
             write_report(self.report, self.output_dir / "gate_report.json")
+        log_and_close(self.trainer, held_out_logs(name, result))  # beside the gate, in the phase's run
         self.timings["held_out_s"] = time.perf_counter() - t0
         return result
 

@@ -22,6 +22,7 @@ from transformers.trainer_utils import SchedulerType
 from trl import SFTConfig
 
 from ..errors import MyPTInputError
+from .tracking import TRACKIO_PROJECT, check_tracking_args
 
 if TYPE_CHECKING:  # the metadata module imports nothing heavy, but only the annotation needs it
     from ..data.metadata import PreparedMetadata
@@ -79,7 +80,16 @@ class MyPTSFTConfig(SFTConfig):
     # None -> bf16 where the GPU supports it, fp32 on CPU (TRL's None means True and crashes on CPU).
     bf16: Optional[bool] = field(default=None, metadata={"help": "bf16 mixed precision (None = if supported)."})
     logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
-    report_to: Union[None, str, List[str]] = field(default="none", metadata={"help": "Trackers to report to."})
+    report_to: Union[None, str, List[str]] = field(
+        default="none",
+        metadata={"help": "Trackers to report to: none, tensorboard (<output_dir>/runs/<run_name>), trackio (local "
+                          "store $TRACKIO_DIR, default $HF_HOME/trackio) or both (comma-separated); "
+                          "pip install 'mypt_hf[tracking]'."})
+    run_name: Optional[str] = field(
+        default=None,
+        metadata={"help": "Tracker run name (default with trackers on: the phase or output directory's name and the "
+                          "UTC start time)."})
+    project: str = field(default=TRACKIO_PROJECT, metadata={"help": "The trackio project the runs are filed under."})
     packing: bool = field(default=False, metadata={"help": "Must stay False: data is packed by mypt_hf.data.prepare."})
     padding_free: bool = field(default=False, metadata={"help": "Must stay False: the packing collator is used."})
     dataset_kwargs: Union[Dict[str, Any], str, None] = field(
@@ -110,7 +120,10 @@ class MyPTSFTConfig(SFTConfig):
         if self.coverage is not None and self.coverage <= 0:
             raise MyPTInputError(f"coverage must be > 0, got {self.coverage}", field="coverage")
         self._check_ranges()
+        if isinstance(self.report_to, str) and "," in self.report_to:  # --report_to tensorboard,trackio
+            self.report_to = [name.strip() for name in self.report_to.split(",") if name.strip()]
         super().__post_init__()
+        check_tracking_args(self)  # after transformers has made report_to a list
 
     def _check_ranges(self) -> None:
         """Refuse the numbers the Trainer would crash on mid-run or silently reinterpret (a negative max_steps

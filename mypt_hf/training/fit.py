@@ -24,10 +24,12 @@ def train_and_save(model: Any, tokenizer: Any, args: MyPTSFTConfig, dataset: Any
     ``args.resume_from_checkpoint`` may be a checkpoint directory or ``"true"`` (the newest complete one under
     output_dir); either is checked before the trainer starts. An empty validation split switches evaluation off.
     A run that fails before its first checkpoint removes the output directory it created (nothing half-written is
-    left); one that fails later keeps it, so it can be resumed. Returns the trainer.
+    left); one that fails later keeps it, so it can be resumed. The ``report_to`` trackers are closed on return (the
+    final evaluation reopens them after training). Returns the trainer.
     """
     from ..errors import MyPTInputError
     from .checkpoints import resolve_resume_checkpoint
+    from .tracking import close_trackers
     from .trainer import MyPTSFTTrainer
 
     if args.init_from_model and Path(args.init_from_model).resolve() == Path(args.output_dir).resolve():
@@ -38,6 +40,7 @@ def train_and_save(model: Any, tokenizer: Any, args: MyPTSFTConfig, dataset: Any
     if validation is None:
         args.eval_strategy = "no"
     created = first_missing_ancestor(args.output_dir)
+    trainer = None
     try:
         trainer = MyPTSFTTrainer(model=model, args=args, train_dataset=dataset["train"], eval_dataset=validation,
                                  processing_class=tokenizer, dataset_metadata=metadata, dataset_dir=dataset_dir)
@@ -48,6 +51,9 @@ def train_and_save(model: Any, tokenizer: Any, args: MyPTSFTConfig, dataset: Any
     except BaseException:
         remove_if_no_checkpoint(created, args.output_dir)
         raise
+    finally:
+        if trainer is not None:  # the evaluation after on_train_end reopened them; a gate reopens them again
+            close_trackers(trainer)
     return trainer
 
 

@@ -8,7 +8,7 @@ What it adds to SFTTrainer:
   ranks), so accumulation does not change the loss;
 - MyPT's optimizer grouping (decay only on >=2-D non-embedding weights) and layer/embedding freezing;
 - logs: loss, masked-token accuracy, supervised tokens/s, learning rate, and a correct token count for
-  (B, L) batches that carry no attention_mask;
+  (B, L) batches that carry no attention_mask; ``report_to`` tensorboard / trackio get them too (tracking.py);
 - eval prompts generated greedily with and without the KV cache at every evaluation (callbacks.py);
 - Hub-style saving with MyPT's generation config and model card.
 """
@@ -30,6 +30,7 @@ from .callbacks import EvalPromptsCallback
 from .config import MyPTSFTConfig, resolve_max_steps
 from .coverage import run_coverage
 from .freezing import apply_freezing, decay_parameter_names
+from .tracking import name_the_run, point_tensorboard
 
 logger = logging.getLogger(__name__)
 
@@ -136,11 +137,13 @@ class MyPTSFTTrainer(SFTTrainer):
         if args.eval_prompts_file:
             callbacks.append(EvalPromptsCallback(args.eval_prompts_file, max_new_tokens=args.eval_max_new_tokens))
         self.dataset_metadata = metadata
+        name_the_run(args, os.path.basename(os.path.normpath(args.output_dir)))  # trackers: a named run per training
         super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                          processing_class=processing_class, data_collator=data_collator, callbacks=callbacks, **kwargs)
         # TRL's loss divides by `num_items_in_batch` when it is given; making Trainer always count it over the
         # whole accumulation window (and across ranks) keeps the loss = sum CE / supervised tokens of the step.
         self.model_accepts_loss_kwargs = True
+        point_tensorboard(self)  # <output_dir>/runs/<run_name>: one directory per run, named after it
         self._supervised_tokens_total = 0
         self._supervised_tokens_at_last_log = 0
         self._time_at_last_log: Optional[float] = None
