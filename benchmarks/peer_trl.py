@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Why not plain TRL with a Llama config? The operator phase's data and model shape, trained both ways.
 
-    OMP_NUM_THREADS=2 python benchmarks/peer_trl.py [--seconds 180] [--json peer_trl.json]
+    OMP_NUM_THREADS=2 python benchmarks/peer_trl.py [--seconds 240] [--json peer_trl.json]
     python benchmarks/peer_trl.py --smoke            # the same code at tiny size, ~30 s
 
 One run, the same generated operator episodes (``mypt_hf.data.operators`` with the tiny operator phase's settings,
@@ -73,7 +73,7 @@ def operator_settings(args: argparse.Namespace) -> Dict[str, Any]:
         "warmup_steps": train.warmup_steps, "seed": train.seed, "adam_beta2": train.adam_beta2,
         "weight_decay": train.weight_decay, "max_grad_norm": train.max_grad_norm,
         "max_new_tokens": train.eval_max_new_tokens, "eval_batch_size": phase.data.eval_batch_size,
-        "seconds": 180.0, "eval_limit": None, "max_steps": None,
+        "seconds": 240.0, "eval_limit": None, "max_steps": None,
     }
     if args.smoke:  # the same code at a size that runs in ~30 s
         s.update(n_train=600, n_val=48, block=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
@@ -237,6 +237,36 @@ def cross_episode_attention(model, collator, rows: Sequence[Dict[str, Any]]) -> 
             "attends_across_episodes": worst > 1e-3}
 
 
+def step_seconds(model, batch: Dict[str, Any], repeats: int = 3) -> float:
+    """Median seconds of one forward + backward of ``model`` on ``batch`` (after one untimed call), with the
+    model's own loss: the cost of a batch layout on a model, apart from either trainer."""
+    import statistics
+
+    was_training = model.training
+    model.train()
+    times = []
+    try:
+        for i in range(repeats + 1):
+            t0 = time.perf_counter()
+            model(**batch).loss.backward()
+            if i:
+                times.append(time.perf_counter() - t0)
+            model.zero_grad(set_to_none=True)
+    finally:
+        model.train(was_training)
+    return statistics.median(times)
+
+
+def layout_costs(models: Dict[str, Any], batches: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """Every model on every trainer's first batch: which of model and batch layout makes a step cost what."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for batch_name, batch in batches.items():
+        for model_name, model in models.items():
+            out[f"{model_name} on {batch_name} batch"] = {
+                "shape": list(batch["input_ids"].shape), "seconds": step_seconds(model, batch)}
+    return out
+
+
 def build_models(s: Dict[str, Any], tokenizer, tmp: Path):
     """A fresh MyPT of the phase's shape and a LlamaForCausalLM holding the same initial weights."""
     import torch
@@ -325,10 +355,11 @@ def run_mypt_hf(model, tokenizer, data, s: Dict[str, Any], reference, tmp: Path)
         trainer = MyPTSFTTrainer(model=model, args=args, train_dataset=dataset["train"], processing_class=tokenizer,
                                  dataset_metadata=metadata)
     attention = cross_episode_attention(model, trainer.data_collator, dataset["train"].select(range(2)))
+    first = trainer.data_collator([dataset["train"][i] for i in range(s["batch_size"])])
     out = {"prepare_s": prepare_s, **packing, "attention": attention,
            "attn_implementation": model.config._attn_implementation}
     out.update(train_and_measure(trainer, model, s))
-    return out
+    return out, first
 
 
 def run_trl(model, tokenizer, data, s: Dict[str, Any], reference, tmp: Path) -> Dict[str, Any]:
@@ -345,11 +376,12 @@ def run_trl(model, tokenizer, data, s: Dict[str, Any], reference, tmp: Path) -> 
     prepare_s = time.perf_counter() - t0
     packing = packing_and_cuts(trainer.train_dataset, s["block"], reference, tokenizer.pad_token_id)
     attention = cross_episode_attention(model, trainer.data_collator, trainer.train_dataset.select(range(2)))
+    first = trainer.data_collator([trainer.train_dataset[i] for i in range(s["batch_size"])])
     out = {"prepare_s": prepare_s, **packing, "attention": attention,
            "attn_implementation": model.config._attn_implementation,
            "packing_strategy": args.packing_strategy, "padding_free": bool(trainer.padding_free)}
     out.update(train_and_measure(trainer, model, s))
-    return out
+    return out, first
 
 
 # --------------------------------------------------------------------------------------------------
@@ -403,7 +435,8 @@ def format_table(a: Dict[str, Any], b: Dict[str, Any], r: Dict[str, Optional[flo
     return "\n".join(lines)
 
 
-def findings(a: Dict[str, Any], b: Dict[str, Any], s: Dict[str, Any]) -> List[str]:
+def findings(a: Dict[str, Any], b: Dict[str, Any], s: Dict[str, Any],
+             costs: Dict[str, Dict[str, Any]]) -> List[str]:
     """Plain sentences on what the figures mean, including where TRL is ahead."""
     out = []
     for name, run in (("mypt_hf", a), ("plain TRL", b)):
@@ -423,6 +456,10 @@ def findings(a: Dict[str, Any], b: Dict[str, Any], s: Dict[str, Any]) -> List[st
                    f"here, vs mypt_hf's {a.get('widest_row')}-token rows): without a varlen kernel (flash attention), "
                    "sdpa computes attention over the whole row with a dense block-diagonal mask, about batch-size "
                    "times the attention work of (B, block) rows.")
+    same_batch = costs["Llama on mypt_hf batch"]["seconds"] / costs["MyPT on mypt_hf batch"]["seconds"]
+    layout = costs["Llama on TRL batch"]["seconds"] / costs["Llama on mypt_hf batch"]["seconds"]
+    out.append(f"apart from the trainers: Llama / MyPT on the same (B, block) batch {same_batch:.2f}x the time (the "
+               f"model), Llama on TRL's batch / on mypt_hf's {layout:.2f}x (the batch layout).")
     out.append(f"episodes longer than max_length: TRL's bfd truncates them (keep_start) and never splits an "
                f"episode across rows; mypt_hf refuses them (overlong=error). Cut here: mypt_hf "
                f"{a['episodes_cut']}, TRL {b['episodes_cut']} of {b['episodes']}.")
@@ -439,7 +476,7 @@ def findings(a: Dict[str, Any], b: Dict[str, Any], s: Dict[str, Any]) -> List[st
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=None, help="training wall-clock budget of EACH run "
-                                                                      "(default 180; --smoke 4)")
+                                                                      "(default 240; --smoke 4)")
     parser.add_argument("--smoke", action="store_true", help="the same code at tiny size (~30 s)")
     parser.add_argument("--max_steps", type=int, default=None, help="also stop each run after this many steps")
     parser.add_argument("--n_train", type=int, default=None, help="operator train episodes (default: the phase's)")
@@ -485,19 +522,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         mypt, llama, init_diff = build_models(s, tokenizer, tmp)
         print(f"initial weights: MyPT -> Llama export, max |logit diff| {init_diff:.2e}", flush=True)
         torch.manual_seed(s["seed"])
-        a = run_mypt_hf(mypt, tokenizer, data, s, reference, tmp)
+        a, batch_a = run_mypt_hf(mypt, tokenizer, data, s, reference, tmp)
         print(f"mypt_hf: {a['optimizer_steps']} steps in {a['train_s']:.1f} s", flush=True)
         a.update(exact_match(mypt, tokenizer, validation, s))
         torch.manual_seed(s["seed"])
-        b = run_trl(llama, tokenizer, data, s, reference, tmp)
+        b, batch_b = run_trl(llama, tokenizer, data, s, reference, tmp)
         print(f"plain TRL: {b['optimizer_steps']} steps in {b['train_s']:.1f} s", flush=True)
         b.update(exact_match(llama, tokenizer, validation, s))
+        costs = layout_costs({"MyPT": mypt, "Llama": llama}, {"mypt_hf": batch_a, "TRL": batch_b})
 
     r = ratios(a, b)
     print()
     print(format_table(a, b, r))
     print()
-    notes = findings(a, b, s)
+    print("one forward + backward (median of 3), each model on each trainer's first batch:")
+    for name, cost in costs.items():
+        print(f"  {name:<24} {str(cost['shape']):<12} {cost['seconds']:.3f} s")
+    print()
+    notes = findings(a, b, s, costs)
     for note in notes:
         print(f"- {note}")
     print(f"(same for both: constant LR after warm-up, AdamW betas (0.9, {s['adam_beta2']}), weight decay "
@@ -505,7 +547,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"total {time.perf_counter() - started:.0f} s)")
     summary = {
         "benchmark": "peer_trl", "smoke": bool(args.smoke), "settings": s, "init_max_abs_logit_diff": init_diff,
-        "mypt_hf": a, "trl": b, "ratios_mypt_hf_over_trl": r, "findings": notes,
+        "mypt_hf": a, "trl": b, "ratios_mypt_hf_over_trl": r, "layout_costs": costs, "findings": notes,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__},
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "platform": platform.platform(), "load_avg": os.getloadavg()},
