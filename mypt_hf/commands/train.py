@@ -29,6 +29,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "store $TRACKIO_DIR, default $HF_HOME/trackio); pip install 'mypt_hf[tracking]'")
     parser.add_argument("--run_name", default=None,
                         help="tracker run name (default: the output directory's name and the UTC start time)")
+    add_lora_arguments(parser)
+
+
+def add_lora_arguments(parser: argparse.ArgumentParser) -> None:
+    """TRL's LoRA flags (``--use_peft true --lora_r 8 ...``, the fields of LoraArguments); their values are typed
+    and checked with the config file's (build_arguments)."""
+    import dataclasses
+
+    from mypt_hf.training.lora import LoraArguments  # a plain dataclass: no torch, no TRL
+
+    group = parser.add_argument_group("LoRA (TRL's ModelConfig flags)")
+    for f in dataclasses.fields(LoraArguments):
+        listed = "List" in str(f.type)
+        group.add_argument(f"--{f.name}", default=None, nargs="+" if listed else None,
+                           metavar="NAME" if listed else None,
+                           help=f"{f.metadata.get('help', '')} (default: {f.default})")
 
 
 def _load_config_file(path: str) -> dict:
@@ -83,19 +99,22 @@ def _recipe_only_keys() -> set:
     from mypt_hf.phases.settings import (CopyArguments, EchoArguments, OperatorArguments, PhaseArguments,
                                          TinyBaseArguments)
     from mypt_hf.training.config import MyPTSFTConfig
+    from mypt_hf.training.lora import LoraArguments
     from mypt_hf.training.modeling import ModelArguments
 
     recipe = {f.name for cls in (PhaseArguments, CopyArguments, TinyBaseArguments, EchoArguments, OperatorArguments)
               for f in fields(cls)}
-    return recipe - {f.name for cls in (ModelArguments, MyPTSFTConfig) for f in fields(cls)}
+    return recipe - {f.name for cls in (ModelArguments, MyPTSFTConfig, LoraArguments) for f in fields(cls)}
 
 
 CLI_KEYS = ("init_from_model", "eval_prompts_file", "learning_rate", "output_dir", "max_steps", "coverage",
-            "resume_from_checkpoint", "report_to", "run_name")
+            "resume_from_checkpoint", "report_to", "run_name", "use_peft", "lora_r", "lora_alpha", "lora_dropout",
+            "lora_target_modules", "lora_target_parameters", "lora_modules_to_save", "lora_task_type", "use_rslora",
+            "use_dora")
 
 
 def build_arguments(args: argparse.Namespace):
-    """(ModelArguments, MyPTSFTConfig) from the config file and the CLI.
+    """(ModelArguments, MyPTSFTConfig, LoraArguments) from the config file and the CLI.
 
     An unknown key, or a value of the wrong type or out of range, is a MyPTInputError naming the config file and
     the key (the flag, when the value came from the command line), raised before anything is created.
@@ -105,6 +124,7 @@ def build_arguments(args: argparse.Namespace):
     from mypt_hf.errors import MyPTInputError
     from mypt_hf.model_names import output_dir_for, resolve_model
     from mypt_hf.training.config import MyPTSFTConfig, typed_config_values
+    from mypt_hf.training.lora import LoraArguments
     from mypt_hf.training.modeling import ModelArguments
 
     values = _load_config_file(args.config_file) if args.config_file else {}
@@ -115,10 +135,10 @@ def build_arguments(args: argparse.Namespace):
         values["output_dir"] = str(output_dir_for(args.model_name or "mypt-sft"))
     if values.get("init_from_model"):  # a model name (checkpoints/<name>) or a path
         values["init_from_model"] = str(resolve_model(str(values["init_from_model"]), field="init_from_model"))
-    parser = HfArgumentParser((ModelArguments, MyPTSFTConfig))
+    parser = HfArgumentParser((ModelArguments, MyPTSFTConfig, LoraArguments))
     try:
         values = typed_config_values(values, parser.dataclass_types)
-        model_args, train_args = parser.parse_dict(values, allow_extra_keys=False)
+        model_args, train_args, lora_args = parser.parse_dict(values, allow_extra_keys=False)
     except MyPTInputError as error:
         if not error.field:
             raise MyPTInputError(str(error), path=args.config_file) from None
@@ -135,7 +155,7 @@ def build_arguments(args: argparse.Namespace):
     except ValueError as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise MyPTInputError(reason, path=args.config_file, field=None if args.config_file else "arguments") from None
-    return model_args, train_args
+    return model_args, train_args, lora_args
 
 
 def run(args: argparse.Namespace) -> int:
@@ -147,23 +167,27 @@ def run(args: argparse.Namespace) -> int:
     from mypt_hf.training.checkpoints import resolve_resume_checkpoint
     from mypt_hf.training.dataset_files import load_prepared_checked
     from mypt_hf.training.fit import train_and_save, write_run_card
+    from mypt_hf.training.lora import check_lora_arguments, trainable_counts
     from mypt_hf.training.modeling import build_fresh_model, load_model_for_training
 
-    model_args, train_args = build_arguments(args)
+    model_args, train_args, lora_args = build_arguments(args)
     dataset, metadata = load_prepared_checked(args.dataset_dir)
     # train_and_save checks these too; here they are refused before a model is loaded
     resolve_resume_checkpoint(train_args.resume_from_checkpoint, train_args.output_dir)
+    check_lora_arguments(lora_args, train_args, fresh_model=not train_args.init_from_model)
     if train_args.eval_prompts_file:
         load_eval_prompts(train_args.eval_prompts_file)
     if train_args.init_from_model:
         model, tokenizer = load_model_for_training(train_args.init_from_model, dropout=model_args.dropout)
     else:
         model, tokenizer = build_fresh_model(model_args, seed=train_args.seed)
-    trainer = train_and_save(model, tokenizer, train_args, dataset, metadata, dataset_dir=args.dataset_dir)
+    trainer = train_and_save(model, tokenizer, train_args, dataset, metadata, dataset_dir=args.dataset_dir,
+                             lora=lora_args)
     if PartialState().is_main_process:
         out = Path(train_args.output_dir)
         write_run_card(out, model_name=args.model_name or out.name, args=train_args, model_config=model.config,
                        log_history=trainer.state.log_history,
-                       dataset_rows={"dataset_dir": str(args.dataset_dir), **metadata.card_rows()})
+                       dataset_rows={"dataset_dir": str(args.dataset_dir), **metadata.card_rows()},
+                       lora=lora_args, lora_trainable=trainable_counts(trainer.model))
         print(f"saved {out}")
     return 0

@@ -20,14 +20,15 @@ class PhaseInfo:
 
     ``settings`` names the groups in :mod:`mypt_hf.phases.settings` besides the common ``PhaseArguments``:
     ``copy`` (copy-pretraining rows: the tiny base's data and any phase's copy replay), ``tiny_base``,
-    ``echo`` and ``operator``. A config or override key of a group the phase does not read is an error.
+    ``echo``, ``operator`` and ``lora`` (TRL's LoRA flags; every phase that fine-tunes a trained model, so not the
+    tiny base). A config or override key of a group the phase does not read is an error.
     """
 
     name: str
     title: str
     previous: Optional[str]
     gated: Tuple[str, ...]
-    settings: Tuple[str, ...] = ("copy",)
+    settings: Tuple[str, ...] = ("copy", "lora")
     gate_kind: str = "suite"  # "suite": the sft_eval_suite buckets; "copy": the copy probe (tiny base)
 
 
@@ -38,13 +39,13 @@ PHASES: Dict[str, PhaseInfo] = {
     "phase3a1_alpha": PhaseInfo("phase3a1_alpha", "Phase 3a-1α: format lock (minimal, no math)", "tiny_base",
                                 ("A", "B")),
     "phase3a1_beta": PhaseInfo("phase3a1_beta", "Phase 3a-1β: echo (no gibberish) + α replay", "phase3a1_alpha",
-                               ("A", "B", "C"), settings=("copy", "echo")),
+                               ("A", "B", "C"), settings=("copy", "echo", "lora")),
     "phase3a1_gamma": PhaseInfo("phase3a1_gamma", "Phase 3a-1γ: BPE-safe gibberish echo + β + α replay",
-                                "phase3a1_beta", ("A", "B", "C"), settings=("copy", "echo")),
+                                "phase3a1_beta", ("A", "B", "C"), settings=("copy", "echo", "lora")),
     "phase3a2": PhaseInfo("phase3a2", "Phase 3a-2: format lock full with math + β + α replay", "phase3a1_gamma",
-                          ("A", "B", "C", "D"), settings=("copy", "echo")),
+                          ("A", "B", "C", "D"), settings=("copy", "echo", "lora")),
     "phase3a_operator": PhaseInfo("phase3a_operator", "Phase 3a operators: COPY / WRAP / EXTRACT", "phase3a2",
-                                  ("A", "E"), settings=("copy", "echo", "operator")),
+                                  ("A", "E"), settings=("copy", "echo", "operator", "lora")),
 }
 CHAIN: Tuple[str, ...] = tuple(PHASES)  # chain order
 BASE_PHASE = "tiny_base"  # trains a fresh model; a chain given --init_from_model (a real base) skips it

@@ -11,10 +11,10 @@ and call these methods in order::
     return run.save()                                            # model card, plots, exit status
 
 Output directory (``--output_dir``): the Hub-style model (safetensors, tokenizer with chat template,
-generation_config), ``README.md`` (model card), ``loss.png``, ``gates.png``, ``gate_report.json``,
-``timings.json``, ``data/`` (the prepared dataset) and the trainer's ``checkpoint-*`` folders; with
-``--report_to tensorboard`` also ``runs/<run_name>/`` (the run is named after the phase; the gate's figures are
-logged into it, see :mod:`mypt_hf.training.tracking`).
+generation_config; with ``use_peft`` the merged model, and ``adapter/`` the LoRA adapter), ``README.md`` (model
+card), ``loss.png``, ``gates.png``, ``gate_report.json``, ``timings.json``, ``data/`` (the prepared dataset) and
+the trainer's ``checkpoint-*`` folders; with ``--report_to tensorboard`` also ``runs/<run_name>/`` (the run is
+named after the phase; the gate's figures are logged into it, see :mod:`mypt_hf.training.tracking`).
 
 Processes: under ``accelerate launch`` every rank runs the same calls; accelerate's ``PartialState`` decides who
 writes (the main process builds and saves the data first, the others then load it; only the main process gates
@@ -135,6 +135,10 @@ class PhaseRun:
                                      f"{self.phase.previous} first or pass --init_from_model",
                                      path=str(init), field="init_from_model")
             self.args.init_from_model = str(init)
+        from ..training.lora import check_lora_arguments
+
+        # before the model is loaded: a LoRA run with freezing, from a fresh model or resuming a full checkpoint
+        check_lora_arguments(self.config.lora, self.args, fresh_model=init is None)
         if init is not None:
             init = str(resolve_model(str(init), field="init_from_model"))  # a name or a path
             self.args.init_from_model = init
@@ -226,7 +230,7 @@ class PhaseRun:
         self.log(f"training {self.args.max_steps} steps (coverage {self.args.coverage}), "
                  f"lr {self.args.learning_rate}, batch {self.args.per_device_train_batch_size}")
         self.trainer = train_and_save(self.model, self.tokenizer, self.args, self.dataset, self.metadata,
-                                      dataset_dir=str(self.output_dir / "data"))
+                                      dataset_dir=str(self.output_dir / "data"), lora=self.config.lora)
         self.timings["train_s"] = time.perf_counter() - t0
         return self.trainer
 
@@ -345,6 +349,7 @@ class PhaseRun:
         fail_on_gate)."""
         from ..io_utils import write_text
         from ..training.fit import write_run_card
+        from ..training.lora import trainable_counts
         from ..training.plots import plot_gates
 
         if not self.is_main_process:
@@ -358,7 +363,8 @@ class PhaseRun:
                        model_config=self.model.config, log_history=history, title=self.phase.title,
                        dataset_rows=self.metadata.card_rows() if self.metadata is not None else None,
                        data_sources=self.sources, gate_report=self.report, phase=self.phase.title,
-                       wall_time_s=wall, chat=self.phase.gate_kind != "copy")
+                       wall_time_s=wall, chat=self.phase.gate_kind != "copy", lora=self.config.lora,
+                       lora_trainable=trainable_counts(self.trainer.model) if self.trainer else None)
         write_text(self.output_dir / "timings.json", json.dumps(self.timings, indent=2) + "\n")
         verdict = "no gate" if self.report is None else ("PASS" if self.report["passed"] else "FAIL")
         self.log(f"saved {self.output_dir} | gate {verdict} | wall {wall:.0f}s "

@@ -3,7 +3,8 @@
 Every key of a phase's YAML config, and every ``--key value`` on its command line, is a field of one of: the
 model (:class:`~mypt_hf.training.modeling.ModelArguments`), the common phase settings (:class:`PhaseArguments`,
 which contains the preparation options of :class:`~mypt_hf.data.prepare.PrepareOptions` whole), the data groups
-the phase reads (its ``PhaseInfo.settings``) or the trainer (:class:`~mypt_hf.training.config.MyPTSFTConfig`).
+the phase reads (its ``PhaseInfo.settings``; ``lora`` is
+:class:`~mypt_hf.training.lora.LoraArguments`, TRL's ``ModelConfig`` PEFT flags) or the trainer (:class:`~mypt_hf.training.config.MyPTSFTConfig`).
 A key of none of them is an error naming it and the file.
 """
 
@@ -18,6 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from ..data.prepare import PrepareConfig, PrepareOptions
 from ..errors import MyPTInputError
 from ..training.config import MyPTSFTConfig
+from ..training.lora import LoraArguments
 from ..training.modeling import ModelArguments
 from .registry import PhaseInfo, config_path, find_config, get_phase
 
@@ -130,7 +132,7 @@ class OperatorArguments:
 
 
 SETTING_GROUPS: Dict[str, type] = {"copy": CopyArguments, "tiny_base": TinyBaseArguments, "echo": EchoArguments,
-                                   "operator": OperatorArguments}
+                                   "operator": OperatorArguments, "lora": LoraArguments}
 
 
 @dataclass
@@ -143,6 +145,11 @@ class PhaseConfig:
     train: MyPTSFTConfig
     groups: Dict[str, Any]  # the phase's data groups by name ("copy", "echo", ...)
     config_file: Optional[Path] = None
+
+    @property
+    def lora(self) -> Optional[LoraArguments]:
+        """The LoRA settings, None for a phase that reads none (the tiny base trains a fresh model fully)."""
+        return self.groups.get("lora")
 
     def group(self, name: str) -> Any:
         """The data group ``name``; an error when this phase does not read it (a bug in the phase's steps)."""

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from ..model_files import safetensors_problem
+from .lora import ADAPTER_WEIGHTS
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 TRAINER_STATE = "trainer_state.json"
-MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+# a LoRA run's checkpoints hold the adapter only (mypt_hf.training.lora)
+MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", *ADAPTER_WEIGHTS)
 
 
 def checkpoint_dirs(output_dir: str | Path) -> List[Tuple[int, Path]]:
@@ -48,7 +50,7 @@ def checkpoint_problem(checkpoint: str | Path) -> Optional[str]:
     weights = [path / name for name in MODEL_FILES if (path / name).is_file()]
     if not weights:
         return "no model weights"
-    if weights[0].name == "model.safetensors":
+    if weights[0].suffix == ".safetensors":
         return safetensors_problem(weights[0])
     return None
 

@@ -64,19 +64,25 @@ def write_model_card(output_dir: str | Path, *, model_name: str, args: Any = Non
                      gate_report: Optional[Mapping[str, Any]] = None,
                      log_history: Optional[Sequence[Mapping[str, Any]]] = None,
                      phase: Optional[str] = None, description: Optional[str] = None,
-                     model_config: Any = None, wall_time_s: Optional[float] = None, chat: bool = True) -> Path:
+                     model_config: Any = None, wall_time_s: Optional[float] = None, chat: bool = True,
+                     lora: Any = None, lora_trainable: Optional[Sequence[int]] = None) -> Path:
     """Write ``README.md`` in ``output_dir`` (Hub model-card layout with YAML front matter).
 
     ``data_sources``: rows like {"name", "rows", "share", "settings"} describing the mix;
     ``gate_report``: ``run_eval_suite``'s result; plots ``loss.png`` / ``gates.png`` are linked when present.
     ``chat``: the Usage snippet prompts through the chat template (False: plain text completion, for a base
     model that was never taught the chat format, such as the tiny base).
+    ``lora``: the run's LoraArguments; with ``use_peft`` the card says the LoRA settings, the trainable parameter
+    count (``lora_trainable``: trainable, total) and how to load ``adapter/``.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     init = getattr(args, "init_from_model", None) if args is not None else None
     lines = ["---", "library_name: transformers", "pipeline_tag: text-generation",
              "tags:", "- mypt", "- sft", "- trl", "- phase3a"]
+    use_peft = bool(getattr(lora, "use_peft", False))
+    if use_peft:
+        lines += ["- peft", "- lora"]
     if init:
         lines.append(f"base_model: {Path(str(init)).name}")
     lines += ["---", "", f"# {model_name}", ""]
@@ -129,6 +135,10 @@ def write_model_card(output_dir: str | Path, *, model_name: str, args: Any = Non
             if hasattr(args, key):
                 lines.append(f"| {key} | {_fmt(getattr(args, key))} |")
         lines.append("")
+    if use_peft:
+        from .lora import ADAPTER_DIR, card_section
+
+        lines += card_section(lora, output_dir / ADAPTER_DIR, lora_trainable)
     if model_config is not None:
         keys = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                 "max_position_embeddings", "pos_encoding", "mlp_type", "norm_type", "tie_word_embeddings", "dropout")
