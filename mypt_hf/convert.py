@@ -494,6 +494,27 @@ def llama_export_blockers(model) -> List[str]:
     return reasons
 
 
+def load_llama_exportable(hf_dir: PathLike, *, source: Optional[PathLike] = None, flag: str = "--to_llama",
+                          target: str = "LlamaForCausalLM"):
+    """The MyPT model saved in ``hf_dir`` (fp32, eval mode), refused unless it is exactly a Llama.
+
+    The one check every Llama-shaped export uses (``--to_llama``, GGUF): a MyPTInputError naming ``source`` (or
+    ``hf_dir``) and every reason of :func:`llama_export_blockers`. ``flag`` and ``target`` only word the message.
+    """
+    from .model_files import load_causal_lm
+    from .modeling_mypt import MyPTForCausalLM
+
+    named = str(source) if source is not None else str(hf_dir)
+    model = load_causal_lm(Path(hf_dir), field="input", dtype=torch.float32)
+    if not isinstance(model, MyPTForCausalLM):
+        raise MyPTInputError(f"{flag} exports MyPT models; this one is {type(model).__name__}", path=named,
+                             field="input")
+    reasons = llama_export_blockers(model)
+    if reasons:
+        raise MyPTInputError(f"cannot export to {target} exactly: " + "; ".join(reasons), path=named)
+    return model.eval()
+
+
 def export_llama(hf_dir: PathLike, output_dir: PathLike, *, overwrite: bool = False,
                  source: Optional[PathLike] = None) -> Path:
     """Write a plain ``LlamaForCausalLM`` directory with the same logits as the MyPT model in ``hf_dir``.
@@ -503,18 +524,8 @@ def export_llama(hf_dir: PathLike, output_dir: PathLike, *, overwrite: bool = Fa
     """
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from .model_files import load_causal_lm
-    from .modeling_mypt import MyPTForCausalLM
-
     hf_dir = Path(hf_dir)
-    named = str(source) if source is not None else str(hf_dir)
-    model = load_causal_lm(hf_dir, field="input", dtype=torch.float32)
-    if not isinstance(model, MyPTForCausalLM):
-        raise MyPTInputError(f"--to_llama exports MyPT models; this one is {type(model).__name__}", path=named,
-                             field="input")
-    reasons = llama_export_blockers(model)
-    if reasons:
-        raise MyPTInputError("cannot export to LlamaForCausalLM exactly: " + "; ".join(reasons), path=named)
+    model = load_llama_exportable(hf_dir, source=source)
     cfg = model.config
     rope = {"rope_type": "default", "rope_theta": float(cfg.rope_theta)}
     if cfg.rope_scale != 1.0:
@@ -548,4 +559,4 @@ def export_llama(hf_dir: PathLike, output_dir: PathLike, *, overwrite: bool = Fa
 
 __all__ = ["NativeCheckpoint", "load_native_checkpoint", "native_config_to_hf", "native_state_dict_to_hf",
            "detect_tag_layout", "legacy15_row_moves", "move_legacy15_rows", "build_hf_model", "convert_checkpoint",
-           "llama_export_blockers", "export_llama"]
+           "llama_export_blockers", "load_llama_exportable", "export_llama"]

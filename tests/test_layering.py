@@ -23,7 +23,7 @@ ROOMS: List[Tuple[str, Tuple[str, ...]]] = [
     ("phases", ("mypt_hf.phases",)),
     ("libraries", ("mypt_hf.training", "mypt_hf.data", "mypt_hf.evaluation")),
     ("model", ("mypt_hf.configuration_mypt", "mypt_hf.modeling_mypt", "mypt_hf.tokenization_mypt",
-               "mypt_hf.convert", "mypt_hf.generation", "mypt_hf.embedded")),
+               "mypt_hf.convert", "mypt_hf.gguf_export", "mypt_hf.generation", "mypt_hf.embedded")),
     ("ground", ("mypt_hf.tokens", "mypt_hf.errors", "mypt_hf.io_utils", "mypt_hf")),
 ]
 
