@@ -340,3 +340,17 @@ def test_cli_options_are_prepare_config_fields_with_its_defaults():
         ["a.jsonl", "b.jsonl"], True, 256, False, True, "drop", 7, 0.2, True, True)
     with pytest.raises(SystemExit):
         parser.parse_args(["--input", "a.jsonl", "--output_dir", "out", "--overlong", "skip"])
+
+
+def test_two_processes_tokenize_like_one():
+    """num_proc 2 really forks workers above 2 x batch_size rows (datasets appends "_00000_of_00002" to the map's
+    fingerprint, which once made it longer than datasets' 64-character limit) and gives the same ids and labels."""
+    from mypt_hf.data.prepare import tokenize_episodes
+    from mypt_hf.tokenization_mypt import load_tokenizer
+
+    tokenizer = load_tokenizer()
+    rows = [make_episode(f"Say item {i}.", f"Item {i}.") for i in range(4100)]
+    ds = episodes_from_rows(rows)
+    one = tokenize_episodes(ds, tokenizer, num_proc=1, batch_size=1000)
+    two = tokenize_episodes(ds, tokenizer, num_proc=2, batch_size=1000)
+    assert one["input_ids"] == two["input_ids"] and one["labels"] == two["labels"]

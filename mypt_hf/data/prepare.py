@@ -538,13 +538,15 @@ def tokenize_episodes(ds, tokenizer, *, system_mode: str = "keep", system_prompt
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     features = datasets.Features({"input_ids": datasets.List(datasets.Value("int32")),
                                   "labels": datasets.List(datasets.Value("int32"))})
-    # datasets accepts only short fingerprints without characters such as ":" or "/": the prompt goes in as a hash
-    prompt_key = hashlib.sha256(str(system_prompt).encode("utf-8")).hexdigest()[:16]
+    # datasets accepts fingerprints of at most 64 characters, without ":" or "/", and with num_proc it appends
+    # "_00000_of_00002" per worker: the whole key goes in as a 40-character hash (52 + 15 characters failed)
+    key = f"mypt-tokenize-{ds._fingerprint}-{system_mode}-{system_prompt}"
+    fingerprint = hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
     return ds.with_format("arrow").map(
         _tokenize_batch, batched=True, batch_size=batch_size, num_proc=num_proc if num_proc > 1 else None,
         fn_kwargs={"tokenizer": tokenizer, "system_mode": system_mode, "system_prompt": system_prompt},
         remove_columns=ds.column_names, features=features, keep_in_memory=True,
-        new_fingerprint=f"mypt-tokenize-{ds._fingerprint}-{system_mode}-{prompt_key}", desc=desc,
+        new_fingerprint=fingerprint, desc=desc,
     ).with_format(None)
 
 
