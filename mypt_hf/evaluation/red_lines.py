@@ -382,9 +382,18 @@ def red_lines_summary(checks: Sequence[RedLineCheck]) -> Dict[str, Any]:
     return {"red": [check.name for check in checks if check.red], "checks": [asdict(check) for check in checks]}
 
 
+def gate_verdict(report: Mapping[str, Any]) -> str:
+    """A gate report's overall verdict: RED LINE when a red line was crossed (restart from the previous phase),
+    else PASS or FAIL."""
+    if (report.get("red_lines") or {}).get("red"):
+        return "RED LINE"
+    return "PASS" if report.get("passed") else "FAIL"
+
+
 __all__ = ["RedLine", "RedLineCheck", "RED_LINE_NAMES", "ADVICE", "GARBAGE_OUTPUT", "LOSS_STUCK_HIGH",
            "BROKEN_SPECIAL_TOKENS", "MODE_COLLAPSE", "EMBEDDING_CORRUPTION", "EVERY_BUCKET_FAILING",
            "PLAIN_TEXT_PROBE", "check_red_lines", "detect_red_lines", "format_red_lines", "red_lines_summary",
+           "gate_verdict",
            "check_garbage", "check_loss_stuck", "check_broken_tags", "check_mode_collapse",
            "check_embedding_corruption", "check_every_bucket_failing", "probe_perplexity", "embedding_drift",
            "stuck_loss_level", "normalize_reply"]

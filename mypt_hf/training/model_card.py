@@ -93,8 +93,9 @@ def write_model_card(output_dir: str | Path, *, model_name: str, args: Any = Non
         lines += [f"**Phase:** {phase}", ""]
     lines += _usage(output_dir, chat)
     if gate_report:
-        red = bool((gate_report.get("red_lines") or {}).get("red"))
-        overall = "PASS" if gate_report.get("passed") else "RED LINE" if red else "FAIL"
+        from ..evaluation.red_lines import gate_verdict
+
+        overall = gate_verdict(gate_report)
         lines += ["## Evaluation gate", "",
                   f"Overall: **{overall}** (gated buckets must reach their "
                   "thresholds, and the tie-weights and train/eval parity checks must pass; every bucket is "

@@ -125,17 +125,12 @@ def close_trackers(trainer: Any) -> None:
         callback.on_train_end(trainer.args, trainer.state, trainer.control, model=trainer.model)
 
 
-def gate_verdict(report: Mapping[str, Any]) -> str:
-    """PASS, FAIL or RED LINE (a red line: restart from the previous phase)."""
-    if (report.get("red_lines") or {}).get("red"):
-        return "RED LINE"
-    return "PASS" if report.get("passed") else "FAIL"
-
-
 def gate_logs(report: Mapping[str, Any]) -> Dict[str, Union[float, str]]:
     """A gate report as tracker figures: per bucket its pass rate, passed count and verdict (1 PASS / 0 not), the
     gate checks (tie weights, train/eval parity), the number of red lines, and the overall verdict (``passed``
     1/0, ``verdict`` text). Keys start with ``eval_gate/`` (shown as ``eval/gate/...``)."""
+    from ..evaluation.red_lines import gate_verdict
+
     logs: Dict[str, Union[float, str]] = {}
     for name, bucket in report.get("buckets", {}).items():
         logs[f"{GATE_PREFIX}{name}/pass_rate"] = float(bucket.get("rate") or 0.0)
@@ -176,4 +171,4 @@ def held_out_logs(name: str, result: Mapping[str, Any]) -> Dict[str, float]:
 
 __all__ = ["OFFLINE_TRACKERS", "TRACKING_EXTRA", "TRACKIO_PROJECT", "GATE_PREFIX", "trackers", "check_tracking_args",
            "default_run_name", "name_the_run", "tracker_callbacks", "point_tensorboard", "log_after_training",
-           "close_trackers", "log_and_close", "gate_verdict", "gate_logs", "log_gate", "held_out_logs"]
+           "close_trackers", "log_and_close", "gate_logs", "log_gate", "held_out_logs"]
