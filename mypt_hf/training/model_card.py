@@ -144,7 +144,14 @@ def write_model_card(output_dir: str | Path, *, model_name: str, args: Any = Non
         keys = ("model_type", "dtype", "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                 "max_position_embeddings", "pos_encoding", "mlp_type", "norm_type", "tie_word_embeddings", "dropout")
         lines += ["### Model", "", "| name | value |", "|---|---|"]
-        lines += [f"| {key} | {_fmt(getattr(model_config, key))} |" for key in keys if hasattr(model_config, key)]
+        for key in keys:
+            value = getattr(model_config, key, None)
+            if key == "dtype":  # the dtype save_pretrained wrote (fp32 under bf16 autocast); unset before a save
+                if value is None:
+                    continue
+                value = str(value).replace("torch.", "")
+            if hasattr(model_config, key):
+                lines.append(f"| {key} | {_fmt(value)} |")
         lines.append("")
     if data_sources:
         lines += ["## Data", "", "| source | rows | share | settings |", "|---|---|---|---|"]
