@@ -213,13 +213,18 @@ def test_bf16_true_recipe_runs_cpu_autocast_saves_fp32_and_reloads_exactly(tmp_p
     assert json.loads((out / "config.json").read_text())["dtype"] == "float32"
     card = (out / "README.md").read_text()
     assert "| bf16 | True |" in card and "| mixed_precision | bf16 |" in card and "| dtype | float32 |" in card
-    in_memory = run.trainer.accelerator.unwrap_model(run.trainer.model).eval()
     reloaded = AutoModelForCausalLM.from_pretrained(str(out)).eval()
     ids = torch.tensor([run.tokenizer.encode(" quarmel dotrin ->")])
     with torch.no_grad():
-        assert torch.equal(in_memory(ids).logits, reloaded(ids).logits)
-        with torch.autocast("cpu", dtype=torch.bfloat16):  # and under the autocast it trained with
-            assert torch.equal(in_memory(ids).logits, reloaded(ids).logits)
+        # The in-memory model as the gate gets it (unwrap_model keeps accelerate's autocast wrapper on forward, so
+        # it still computes in bf16): the reloaded model gives its logits under the same bf16 autocast ...
+        in_memory = run.trainer.accelerator.unwrap_model(run.trainer.model).eval()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            expected = reloaded(ids).logits
+        assert torch.equal(in_memory(ids).logits, expected)
+        # ... and without the wrapper, in fp32, the same logits as the reloaded model in fp32
+        plain = run.trainer.accelerator.unwrap_model(run.trainer.model, keep_fp32_wrapper=False)
+        assert torch.equal(plain(ids).logits, reloaded(ids).logits)
 
 
 # ---- FSDP2 on gloo (item 2) ------------------------------------------------------------------------------------------
