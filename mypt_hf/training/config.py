@@ -112,7 +112,8 @@ class MyPTSFTConfig(SFTConfig):
         elif self.bf16 and not torch.cuda.is_available():
             # An explicit bf16: true is honoured on CPU: torch's CPU autocast runs bf16 (fp32 weights, bf16
             # matmuls), so the path the GPU run takes executes here too (the 750M configs on a CPU rehearsal).
-            logger.info("bf16: true on CPU: training under CPU bf16 autocast (bf16: null would train in fp32).")
+            logger.warning("bf16: true on CPU: training under CPU bf16 autocast, much slower than fp32 on a CPU "
+                           "without native bf16 (AVX512-BF16 / AMX); bf16: null trains in fp32 on CPU.")
         if self.fp16 and not torch.cuda.is_available():
             logger.warning("fp16 requested without CUDA; training in fp32.")
             self.fp16 = False
