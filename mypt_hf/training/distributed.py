@@ -7,8 +7,8 @@ Three ways a launch can silently do something other than what its command line s
   all the data and all write the same output directory. Refused.
 - An accelerate FSDP config (``ACCELERATE_USE_FSDP=true``) on processes where accelerate does not wire FSDP:
   ``AcceleratorState`` turns only multi-accelerator states (MULTI_GPU, MULTI_XPU, ...) into FSDP
-  (accelerate 1.16 state.py:947-974, the ``DistributedType.MULTI_GPU ... ACCELERATE_USE_FSDP`` branch), so on CPU (MULTI_CPU)
-  the run is plain DDP. Refused: a run that asked for sharding must not quietly hold every weight on every rank
+  (accelerate 1.16 state.py:947-974, the ``DistributedType.MULTI_GPU ... ACCELERATE_USE_FSDP`` branch), so on
+  CPU (MULTI_CPU) the run is plain DDP. Refused: a run that asked for sharding must not quietly hold every weight on every rank
   and report itself as FSDP; on CPU the DDP launch says what it does (recipes/accelerate/cpu_ddp.yaml).
 - The launcher's ``mixed_precision`` (exported as ``ACCELERATE_MIXED_PRECISION``) disagreeing with the config's
   ``bf16`` / ``fp16``: TrainingArguments takes the environment's value when neither is set, so a GPU yaml on a

@@ -8,7 +8,8 @@ from typing import Any, Mapping, Optional, Sequence
 _HYPERPARAMETERS = (
     "learning_rate", "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_steps", "max_steps", "num_train_epochs",
     "coverage", "per_device_train_batch_size", "gradient_accumulation_steps", "weight_decay", "adam_beta1",
-    "adam_beta2", "max_grad_norm", "bf16", "fp16", "mixed_precision", "freeze_layers", "freeze_embeddings", "init_from_model", "seed",
+    "adam_beta2", "max_grad_norm", "bf16", "fp16", "mixed_precision", "freeze_layers", "freeze_embeddings",
+    "init_from_model", "seed",
 )
 
 
