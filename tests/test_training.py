@@ -103,13 +103,15 @@ def make_trainer(tmp_path, tokenizer, model=None, dataset=None, **overrides):
 def test_config_defaults_are_mypt_and_cpu_safe(tmp_path):
     from mypt_hf.training import MyPTSFTConfig
 
-    args = MyPTSFTConfig(output_dir=str(tmp_path), bf16=True, gradient_checkpointing=None)  # bf16 asked, no GPU
+    args = MyPTSFTConfig(output_dir=str(tmp_path), gradient_checkpointing=None)  # bf16 left to the machine
     assert (args.adam_beta1, args.adam_beta2) == (0.9, 0.95)
     assert args.weight_decay == 0.05 and args.max_grad_norm == 1.0
     assert str(args.lr_scheduler_type.value if hasattr(args.lr_scheduler_type, "value") else args.lr_scheduler_type) \
         == "cosine_with_min_lr" and args.lr_scheduler_kwargs == {"min_lr_rate": 0.1}
-    if not torch.cuda.is_available():
-        assert args.bf16 is False and args.use_cpu
+    if not torch.cuda.is_available():  # auto precision is fp32 on CPU; an explicit bf16 is honoured (CPU autocast)
+        assert args.bf16 is False and args.use_cpu and args.mixed_precision == "no"
+        explicit = MyPTSFTConfig(output_dir=str(tmp_path), bf16=True)
+        assert explicit.bf16 is True and explicit.use_cpu and explicit.mixed_precision == "bf16"
     assert args.activation_checkpointing is False
     assert args.dataset_kwargs["skip_prepare_dataset"] is True and not args.packing and not args.padding_free
     with pytest.raises(MyPTInputError):

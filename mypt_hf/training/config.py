@@ -2,7 +2,8 @@
 
 Defaults follow the original trainer (reference §6): AdamW betas (0.9, 0.95), weight decay 0.05 on
 >=2-D non-embedding weights only (the grouping itself lives in the trainer), warmup then cosine decay to
-10 % of the peak learning rate, gradient clipping 1.0, bf16 where the GPU supports it and fp32 elsewhere.
+10 % of the peak learning rate, gradient clipping 1.0, bf16 where the GPU supports it and fp32 elsewhere (an explicit
+``bf16: true`` runs CPU bf16 autocast too).
 The data arrives already tokenized, masked and packed (``mypt_hf.data.prepare``), so TRL's own dataset
 preparation, packing and padding-free paths are switched off.
 """
@@ -22,6 +23,7 @@ from transformers.trainer_utils import SchedulerType
 from trl import SFTConfig
 
 from ..errors import MyPTInputError
+from .distributed import check_launch, settle_precision
 from .tracking import TRACKIO_PROJECT, check_tracking_args
 
 if TYPE_CHECKING:  # the metadata module imports nothing heavy, but only the annotation needs it
@@ -77,8 +79,11 @@ class MyPTSFTConfig(SFTConfig):
     activation_checkpointing: Optional[bool] = field(default=None, metadata={"help": "Activation checkpointing (default off)."})
     gradient_checkpointing: Optional[bool] = field(
         default=None, metadata={"help": "Deprecated alias of activation_checkpointing."})
-    # None -> bf16 where the GPU supports it, fp32 on CPU (TRL's None means True and crashes on CPU).
-    bf16: Optional[bool] = field(default=None, metadata={"help": "bf16 mixed precision (None = if supported)."})
+    # None -> bf16 where the GPU supports it, fp32 on CPU (TRL's None means True and crashes on CPU);
+    # True is honoured on CPU too (CPU bf16 autocast), switched off only on a GPU without bf16.
+    bf16: Optional[bool] = field(
+        default=None, metadata={"help": "bf16 mixed precision autocast (None = on GPUs that support it, fp32 on CPU; "
+                                        "true also on CPU)."})
     logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
     report_to: Union[None, str, List[str]] = field(
         default="none",
@@ -98,12 +103,17 @@ class MyPTSFTConfig(SFTConfig):
     save_only_model: bool = field(default=False, metadata={"help": "Keep optimizer state in checkpoints (resume)."})
 
     def __post_init__(self) -> None:
-        if self.bf16 is None:
+        if self.bf16 is None:  # auto: bf16 on GPUs that have it, fp32 on CPU
             self.bf16 = _bf16_supported()
-        elif self.bf16 and not _bf16_supported():
-            # Never crash on a CPU-only machine because a GPU config asked for bf16.
-            logger.warning("bf16 requested but not supported here; training in fp32.")
+        elif self.bf16 and torch.cuda.is_available() and not _bf16_supported():
+            # A GPU without bf16 (pre-Ampere) would make TrainingArguments raise; a bf16 config must not crash there.
+            logger.warning("bf16 requested but this GPU does not support it; training in fp32.")
             self.bf16 = False
+        elif self.bf16 and not torch.cuda.is_available():
+            # An explicit bf16: true is honoured on CPU: torch's CPU autocast runs bf16 (fp32 weights, bf16
+            # matmuls), so the path the GPU run takes executes here too (the 750M configs on a CPU rehearsal).
+            logger.warning("bf16: true on CPU: training under CPU bf16 autocast, much slower than fp32 on a CPU "
+                           "without native bf16 (AVX512-BF16 / AMX); bf16: null trains in fp32 on CPU.")
         if self.fp16 and not torch.cuda.is_available():
             logger.warning("fp16 requested without CUDA; training in fp32.")
             self.fp16 = False
@@ -124,6 +134,10 @@ class MyPTSFTConfig(SFTConfig):
             self.report_to = [name.strip() for name in self.report_to.split(",") if name.strip()]
         super().__post_init__()
         check_tracking_args(self)  # after transformers has made report_to a list
+        # Every recipe, `mypt-hf train` and `run-phases` build their arguments here: the launch is checked before
+        # any data is generated or any model loaded, and the launcher's mixed_precision cannot override bf16/fp16.
+        settle_precision(self)
+        check_launch(self)
 
     def _check_ranges(self) -> None:
         """Refuse the numbers the Trainer would crash on mid-run or silently reinterpret (a negative max_steps

@@ -8,7 +8,8 @@ from typing import Any, Mapping, Optional, Sequence
 _HYPERPARAMETERS = (
     "learning_rate", "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_steps", "max_steps", "num_train_epochs",
     "coverage", "per_device_train_batch_size", "gradient_accumulation_steps", "weight_decay", "adam_beta1",
-    "adam_beta2", "max_grad_norm", "bf16", "freeze_layers", "freeze_embeddings", "init_from_model", "seed",
+    "adam_beta2", "max_grad_norm", "bf16", "fp16", "mixed_precision", "freeze_layers", "freeze_embeddings",
+    "init_from_model", "seed",
 )
 
 
@@ -141,10 +142,17 @@ def write_model_card(output_dir: str | Path, *, model_name: str, args: Any = Non
 
         lines += card_section(lora, output_dir / ADAPTER_DIR, lora_trainable)
     if model_config is not None:
-        keys = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+        keys = ("model_type", "dtype", "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                 "max_position_embeddings", "pos_encoding", "mlp_type", "norm_type", "tie_word_embeddings", "dropout")
         lines += ["### Model", "", "| name | value |", "|---|---|"]
-        lines += [f"| {key} | {_fmt(getattr(model_config, key))} |" for key in keys if hasattr(model_config, key)]
+        for key in keys:
+            value = getattr(model_config, key, None)
+            if key == "dtype":  # the dtype save_pretrained wrote (fp32 under bf16 autocast); unset before a save
+                if value is None:
+                    continue
+                value = str(value).replace("torch.", "")
+            if hasattr(model_config, key):
+                lines.append(f"| {key} | {_fmt(value)} |")
         lines.append("")
     if data_sources:
         lines += ["## Data", "", "| source | rows | share | settings |", "|---|---|---|---|"]
