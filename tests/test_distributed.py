@@ -199,11 +199,11 @@ def test_bf16_true_recipe_runs_cpu_autocast_saves_fp32_and_reloads_exactly(tmp_p
     assert run.args.bf16 is True and run.args.use_cpu and run.args.mixed_precision == "bf16"
     seen = []
     hook = run.model.model.layers[0].mlp.register_forward_hook(
-        lambda module, inputs, output: seen.append(output.dtype) if module.training else None)
+        lambda module, inputs, output: seen.append(output.dtype) if torch.is_grad_enabled() else None)
     PHASE_STEPS["tiny_base"](run)
     assert run.save() in (0, 1)  # 3 steps do not pass the copy gate; the model is saved either way
     hook.remove()
-    assert seen and set(seen) == {torch.bfloat16}  # the training forward ran under bf16 autocast
+    assert seen and set(seen) == {torch.bfloat16}  # the training forwards (with grad) ran under bf16 autocast
     assert run.trainer.accelerator.mixed_precision == "bf16"
     losses = [entry["loss"] for entry in run.trainer.state.log_history if "loss" in entry]
     assert len(losses) == 3 and all(math.isfinite(loss) for loss in losses), losses
@@ -216,15 +216,16 @@ def test_bf16_true_recipe_runs_cpu_autocast_saves_fp32_and_reloads_exactly(tmp_p
     reloaded = AutoModelForCausalLM.from_pretrained(str(out)).eval()
     ids = torch.tensor([run.tokenizer.encode(" quarmel dotrin ->")])
     with torch.no_grad():
-        # The in-memory model as the gate gets it (unwrap_model keeps accelerate's autocast wrapper on forward, so
-        # it still computes in bf16): the reloaded model gives its logits under the same bf16 autocast ...
-        in_memory = run.trainer.accelerator.unwrap_model(run.trainer.model).eval()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            expected = reloaded(ids).logits
-        assert torch.equal(in_memory(ids).logits, expected)
-        # ... and without the wrapper, in fp32, the same logits as the reloaded model in fp32
-        plain = run.trainer.accelerator.unwrap_model(run.trainer.model, keep_fp32_wrapper=False)
-        assert torch.equal(plain(ids).logits, reloaded(ids).logits)
+        # The model the gate scores computes as the reloaded one does (fp32, no autocast): exactly its logits ...
+        gated = run.evaluation_model().eval()
+        assert torch.equal(gated(ids).logits, reloaded(ids).logits)
+        # ... not a bf16 variant of it (accelerate's autocast wrapper, left on the trainer's model, is removed)
+        assert not torch.equal(gated(ids).logits, _bf16_logits(reloaded, ids))
+
+
+def _bf16_logits(model, ids):
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        return model(ids).logits.float()
 
 
 # ---- FSDP2 on gloo (item 2) ------------------------------------------------------------------------------------------

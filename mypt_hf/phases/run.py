@@ -236,19 +236,22 @@ class PhaseRun:
 
     # ---- gate --------------------------------------------------------------------------------------
     def evaluation_model(self) -> Any:
-        """The trained model for the main process's gate and held-out scoring. Under FSDP with several processes
-        the trainer's module holds only this rank's shard and its forward waits for the other ranks, which do not
-        evaluate; so the main process evaluates the full model that ``train`` has just saved instead."""
+        """The trained model for the main process's gate and held-out scoring, computing as the saved model does
+        when reloaded (fp32 weights, no autocast). After a bf16 run accelerate leaves an autocast wrapper on the
+        trainer's model; it is removed (``keep_fp32_wrapper=False``) so the gate scores what a user loads, not a bf16
+        variant of it. Under FSDP with several processes the trainer's module holds only this rank's shard and its
+        forward waits for the other ranks, which do not evaluate; so the main process evaluates the full model that
+        ``train`` has just saved instead."""
         if self.trainer is None:
             return self.model
         if not (getattr(self.trainer, "is_fsdp_enabled", False) and self.args.world_size > 1):
-            return self.trainer.accelerator.unwrap_model(self.trainer.model)
+            return self.trainer.accelerator.unwrap_model(self.trainer.model, keep_fp32_wrapper=False)
         if self._saved_model is None:
             import torch
             from transformers import AutoModelForCausalLM
 
-            dtype = torch.bfloat16 if self.args.bf16 else torch.float32
-            self._saved_model = AutoModelForCausalLM.from_pretrained(str(self.output_dir), dtype=dtype).to(
+            # the saved weights are fp32 (bf16 runs are autocast over fp32 weights): load them as saved
+            self._saved_model = AutoModelForCausalLM.from_pretrained(str(self.output_dir), dtype=torch.float32).to(
                 self.trainer.accelerator.device).eval()
             self.log(f"FSDP: evaluating the saved full model from {self.output_dir}")
         return self._saved_model
