@@ -123,7 +123,8 @@ _OPPOSITES_FULL_EXTRA = (("true", "false"), ("in", "out"), ("on", "off"), ("hard
                          ("wet", "dry"), ("early", "late"), ("first", "last"), ("near", "far"), ("rich", "poor"),
                          ("strong", "weak"), ("loud", "quiet"), ("thick", "thin"), ("clean", "dirty"),
                          ("push", "pull"), ("buy", "sell"))
-_CAPITALS = (("Germany", "Berlin"), ("France", "Paris"), ("Italy", "Rome"), ("Spain", "Madrid"),
+#: Country -> capital pairs of the capital questions (English; also asked by data/paraphrases.py).
+CAPITALS = (("Germany", "Berlin"), ("France", "Paris"), ("Italy", "Rome"), ("Spain", "Madrid"),
              ("England", "London"), ("Japan", "Tokyo"), ("China", "Beijing"), ("Russia", "Moscow"),
              ("Canada", "Ottawa"), ("Austria", "Vienna"), ("Switzerland", "Bern"), ("Poland", "Warsaw"),
              ("Greece", "Athens"), ("Portugal", "Lisbon"), ("Sweden", "Stockholm"), ("Norway", "Oslo"),
@@ -240,7 +241,7 @@ def _english(pairs: _Pairs, full: bool) -> None:
         pairs.many(("What month is number {x}?", "Month {x}?"), [(str(i + 1), _p(month))], "month", "en")
         pairs.add(f"Month after {month}?", _p(_MONTHS[(i + 1) % 12]), "month", "en")
     pairs.many(("Capital of {x}?", "What is the capital of {x}?", "{x} capital?"),
-               [(c, _p(city)) for c, city in _CAPITALS], "capital", "en")
+               [(c, _p(city)) for c, city in CAPITALS], "capital", "en")
     pairs.many(("Opposite of {x}?", "What is the opposite of {x}?", "Antonym of {x}?"),
                [(a, _p(b.title())) for a, b in _OPPOSITES + _OPPOSITES_FULL_EXTRA], "opposite", "en")
     letters = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
@@ -430,4 +431,4 @@ def format_lock(mode: str = "full", math: str = "include", seed: int = 42,
     return datasets.Dataset.from_list(episodes, features=EPISODE_FEATURES)
 
 
-__all__ = ["MODES", "MATH_MODES", "format_lock"]
+__all__ = ["MODES", "MATH_MODES", "CAPITALS", "format_lock"]

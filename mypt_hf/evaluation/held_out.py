@@ -196,9 +196,10 @@ def held_out_overlaps() -> List[str]:
     Checked: payload and made-up words against every word list of the generators; echo and anti-echo forms
     against the echo generator's prefixes and templates; operator templates against the train, validation,
     contrast and reserved ones; every held-out prompt against every user prompt of format lock (full, with math),
-    echo (β and γ) and the operator generator's train and validation templates, and against the suite's prompts.
+    echo (β and γ), the knowledge paraphrases (3a-2) and the operator generator's train and validation templates, and
+    against the suite's prompts; the regression forms against the paraphrases' forms.
     """
-    from ..data import echo, format_lock, operators, wordlists
+    from ..data import echo, format_lock, operators, paraphrases, wordlists
     from ..data.reserved import RESERVED_OPERATOR_TEMPLATES
     from . import suite
 
@@ -237,10 +238,15 @@ def held_out_overlaps() -> List[str]:
         for template in templates:
             if template in known_templates:
                 problems.append(f"operator template {template!r} is a generator's or the suite's")
+    taught_forms = set(paraphrases.CAPITAL_FORMS + paraphrases.SUM_FORMS + paraphrases.DIFFERENCE_FORMS)
+    for form in CAPITAL_FORMS + SUM_FORMS + DIFFERENCE_FORMS:
+        if form in taught_forms:
+            problems.append(f"regression form {form!r} is a knowledge paraphrase the training asks")
     # every prompt against the prompts the generators write and the suite asks
     seen = {item.user for item in suite.build_items()}
     for dataset in (format_lock.format_lock(mode="full", math="include"), format_lock.format_lock(mode="minimal", math="exclude"),
-                    echo.echo(gibberish="exclude"), echo.echo(gibberish="only", bpe_safe=False)):
+                    echo.echo(gibberish="exclude"), echo.echo(gibberish="only", bpe_safe=False),
+                    paraphrases.knowledge_paraphrases()):
         seen.update(m["content"] for messages in dataset["messages"] for m in messages if m["role"] == "user")
     for item in held_out_items():
         if item.user in seen:

@@ -89,15 +89,23 @@ def phase3a1_gamma(run: PhaseRun) -> None:
 
 
 def phase3a2(run: PhaseRun) -> None:
-    """3a-2: format lock full with math (70 %) + β echo (20 %) + α replay (10 %). Gate: A, B, C, D."""
+    """3a-2: format lock full with math (70 %) + β echo (20 %) + α replay (10 %); optionally part of format lock's
+    share as knowledge paraphrases (``knowledge_paraphrase_share``). Gate: A, B, C, D."""
     from ..data.format_lock import format_lock
 
     full = format_lock(mode="full", math="include", seed=run.data.episode_seed)
-    run.prepare_mix([MixPart("format_lock_full", "format_lock full", full, 0.70, "mode=full, math=include"),
-                     MixPart("beta_replay", "echo (β replay)", _beta_echo(run), 0.20, "gibberish=exclude"),
-                     MixPart("alpha_replay", "format_lock (α replay)", _alpha_episodes(run), 0.10,
-                             "mode=minimal, math=exclude")],
-                    default_size=len(full))
+    paraphrase_share = run.group("knowledge").knowledge_paraphrase_share
+    parts = [MixPart("format_lock_full", "format_lock full", full, 0.70 - paraphrase_share, "mode=full, math=include"),
+             MixPart("beta_replay", "echo (β replay)", _beta_echo(run), 0.20, "gibberish=exclude"),
+             MixPart("alpha_replay", "format_lock (α replay)", _alpha_episodes(run), 0.10,
+                     "mode=minimal, math=exclude")]
+    if paraphrase_share:  # the tiny default: the same facts and sums in more forms, so recall is not tied to three
+        from ..data.paraphrases import knowledge_paraphrases
+
+        parts.append(MixPart("knowledge_paraphrases", "knowledge paraphrases (capitals, sums)",
+                             knowledge_paraphrases(seed=run.data.episode_seed), paraphrase_share,
+                             "format lock's capitals and sums in other forms"))
+    run.prepare_mix(parts, default_size=len(full))
     run.train()
     run.gate()
 

@@ -43,7 +43,7 @@ PHASES: Dict[str, PhaseInfo] = {
     "phase3a1_gamma": PhaseInfo("phase3a1_gamma", "Phase 3a-1γ: BPE-safe gibberish echo + β + α replay",
                                 "phase3a1_beta", ("A", "B", "C"), settings=("copy", "echo", "lora")),
     "phase3a2": PhaseInfo("phase3a2", "Phase 3a-2: format lock full with math + β + α replay", "phase3a1_gamma",
-                          ("A", "B", "C", "D"), settings=("copy", "echo", "lora")),
+                          ("A", "B", "C", "D"), settings=("copy", "echo", "knowledge", "lora")),
     "phase3a_operator": PhaseInfo("phase3a_operator", "Phase 3a operators: COPY / WRAP / EXTRACT", "phase3a2",
                                   ("A", "E"), settings=("copy", "echo", "operator", "lora")),
 }

@@ -131,8 +131,25 @@ class OperatorArguments:
         return {name: share for name, share in shares.items() if share}
 
 
+@dataclass
+class KnowledgeArguments:
+    """3a-2's knowledge data beyond format lock full (mypt_hf.data.paraphrases)."""
+
+    knowledge_paraphrase_share: float = field(
+        default=0.0, metadata={"help": "Share of the 3a-2 mix that asks format lock's capitals and sums in other "
+                                       "forms (taken from format lock full's share; 0 = the guide's mix)."})
+
+    def __post_init__(self) -> None:
+        _share(self.knowledge_paraphrase_share, "knowledge_paraphrase_share")
+        if self.knowledge_paraphrase_share >= 0.70:  # format lock full's share of the 3a-2 mix
+            raise MyPTInputError("knowledge_paraphrase_share is taken from format lock full's 70 % of the 3a-2 mix, "
+                                 f"so it must be below 0.7 (got {self.knowledge_paraphrase_share:g})",
+                                 field="knowledge_paraphrase_share")
+
+
 SETTING_GROUPS: Dict[str, type] = {"copy": CopyArguments, "tiny_base": TinyBaseArguments, "echo": EchoArguments,
-                                   "operator": OperatorArguments, "lora": LoraArguments}
+                                   "operator": OperatorArguments, "knowledge": KnowledgeArguments,
+                                   "lora": LoraArguments}
 
 
 @dataclass
