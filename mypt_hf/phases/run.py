@@ -142,8 +142,9 @@ class PhaseRun:
         if init is not None:
             init = str(resolve_model(str(init), field="init_from_model"))  # a name or a path
             self.args.init_from_model = init
-            self.model, self.tokenizer = load_model_for_training(init, dropout=self.model_args.dropout)
-            self.log(f"starting from {init}")
+            self.model, self.tokenizer = load_model_for_training(init, dropout=self.model_args.dropout,
+                                                                 block_size=self.model_args.block_size)
+            self.log(f"starting from {init} (context {self.model.config.max_position_embeddings} tokens)")
         else:
             self.model, self.tokenizer = build_fresh_model(self.model_args, seed=self.args.seed)
             n = sum(p.numel() for p in self.model.parameters())
