@@ -34,7 +34,7 @@ def test_describe_warns_when_warmup_outlasts_the_run():
     assert "never reaches its peak" not in Coverage(600, 16, 1, 1, 3000, warmup_steps=50).describe()
     ratio = SimpleNamespace(max_steps=42, per_device_train_batch_size=16, gradient_accumulation_steps=1, world_size=1,
                             warmup_steps=0.1)
-    assert run_coverage(ratio, 290).warmup_steps == 5  # a share below 1 is a ratio of the steps, as the Trainer reads it
+    assert run_coverage(ratio, 290).warmup_steps == 5  # below 1: a ratio of the steps, as the Trainer reads it
 
 
 def test_a_fixed_warmup_not_below_the_coverage_steps_is_refused(tmp_path):

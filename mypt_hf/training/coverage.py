@@ -94,4 +94,5 @@ def run_coverage(args, train_rows: int) -> Coverage:
                     warmup_steps=resolved_warmup_steps(args, int(args.max_steps)))
 
 
-__all__ = ["Coverage", "run_coverage", "resolved_warmup_steps", "check_warmup_for_coverage", "MIN_COVERAGE", "OPTIMAL_COVERAGE", "MAX_COVERAGE"]
+__all__ = ["Coverage", "run_coverage", "resolved_warmup_steps", "check_warmup_for_coverage", "MIN_COVERAGE",
+           "OPTIMAL_COVERAGE", "MAX_COVERAGE"]

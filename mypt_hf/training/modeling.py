@@ -32,8 +32,9 @@ class ModelArguments:
     num_hidden_layers: int = field(default=4, metadata={"help": "Blocks (n_layer) of a fresh model."})
     num_attention_heads: int = field(default=4, metadata={"help": "Heads (n_head) of a fresh model."})
     block_size: Optional[int] = field(
-        default=None, metadata={"help": "Context length (max_position_embeddings): of a fresh model (default "
-                                        f"{DEFAULT_BLOCK_SIZE}), or the new context of a loaded one (default: its own)."})
+        default=None, metadata={"help": f"Context length (max_position_embeddings): of a fresh model (default "
+                                        f"{DEFAULT_BLOCK_SIZE}), or the new context of a loaded one (default: its "
+                                        "own)."})
     pos_encoding: str = field(default="rope", metadata={"help": "rope or learned."})
     mlp_type: str = field(default="swiglu", metadata={"help": "swiglu or gelu."})
     norm_type: str = field(default="rmsnorm", metadata={"help": "rmsnorm or layernorm."})
