@@ -178,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
     if train_args.eval_prompts_file:
         load_eval_prompts(train_args.eval_prompts_file)
     if train_args.init_from_model:
-        model, tokenizer = load_model_for_training(train_args.init_from_model, dropout=model_args.dropout)
+        model, tokenizer = load_model_for_training(train_args.init_from_model, dropout=model_args.dropout,
+                                                   block_size=model_args.block_size)
     else:
         model, tokenizer = build_fresh_model(model_args, seed=train_args.seed)
     trainer = train_and_save(model, tokenizer, train_args, dataset, metadata, dataset_dir=args.dataset_dir,

@@ -83,7 +83,9 @@ def phase3a1_gamma(run: PhaseRun) -> None:
                      MixPart("beta_replay", "echo (β replay)", echo_beta, 0.50, "gibberish=exclude"),
                      MixPart("alpha_replay", "format_lock (α replay)", _alpha_episodes(run), 0.15,
                              "mode=minimal, math=exclude")],
-                    default_size=len(gibberish) + len(echo_beta))
+                    default_size=len(gibberish) + len(echo_beta),
+                    token_filters={"echo_gibberish": f"bpe_safe: made-up words of at most "
+                                                     f"{settings.echo_max_target_tokens} tokens"})
     run.train()
     run.gate()
 
@@ -144,7 +146,9 @@ def phase3a_operator(run: PhaseRun) -> None:
         train = mix(parts, weights=[own, *shares.values()], target_size=round(len(train) / own), shuffle=True,
                     seed=run.data.episode_seed, names=["operators", *shares])
     sources.append(source_row("operators validation", data["validation"], None, "unseen templates+payloads"))
-    run.prepare(train, val_episodes=data["validation"], sources=sources)
+    filtered = f"max_tokens: payloads of at most {settings.operator_max_tokens} tokens"
+    run.prepare(train, val_episodes=data["validation"], sources=sources,
+                token_filters={"operators train": filtered, "operators validation": filtered})
     run.train()
     run.gate()
     # Reported, not gated: exact match on the generator's own validation split (unseen templates and payloads).

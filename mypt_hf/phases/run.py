@@ -142,8 +142,9 @@ class PhaseRun:
         if init is not None:
             init = str(resolve_model(str(init), field="init_from_model"))  # a name or a path
             self.args.init_from_model = init
-            self.model, self.tokenizer = load_model_for_training(init, dropout=self.model_args.dropout)
-            self.log(f"starting from {init}")
+            self.model, self.tokenizer = load_model_for_training(init, dropout=self.model_args.dropout,
+                                                                 block_size=self.model_args.block_size)
+            self.log(f"starting from {init} (context {self.model.config.max_position_embeddings} tokens)")
         else:
             self.model, self.tokenizer = build_fresh_model(self.model_args, seed=self.args.seed)
             n = sum(p.numel() for p in self.model.parameters())
@@ -152,13 +153,40 @@ class PhaseRun:
 
     # ---- data --------------------------------------------------------------------------------------
     def prepare(self, train_episodes: Any, val_episodes: Any = None,
-                sources: Optional[Sequence[Mapping[str, Any]]] = None) -> Tuple[Any, Any]:
+                sources: Optional[Sequence[Mapping[str, Any]]] = None,
+                token_filters: Optional[Mapping[str, str]] = None) -> Tuple[Any, Any]:
         """Tokenize, mask and pack the episodes into ``<output_dir>/data`` (mypt_hf.data.prepare) with this
-        phase's PrepareConfig; ``val_episodes`` replace the seeded validation split."""
+        phase's PrepareConfig; ``val_episodes`` replace the seeded validation split.
+
+        ``token_filters``: {source name: what was filtered} for the episodes a generator filtered by token counts
+        with this phase's tokenizer (γ's BPE-safe words, the operators' payload length); recorded in the prepared
+        metadata's ``inputs.tokenizer_filters`` as prepare records a generated file's (:mod:`mypt_hf.data.provenance`).
+        """
         from ..data.prepare import prepare_dataset
 
-        return self._write_data(lambda: prepare_dataset(train_episodes, self.tokenizer, self.config.prepare_config(),
-                                                        val_file=val_episodes, verbose=True), sources)
+        def build() -> Tuple[Any, Any]:
+            dataset, metadata = prepare_dataset(train_episodes, self.tokenizer, self.config.prepare_config(),
+                                                val_file=val_episodes, verbose=True)
+            if token_filters:
+                self._record_token_filters(metadata, token_filters)
+            return dataset, metadata
+
+        return self._write_data(build, sources)
+
+    def _record_token_filters(self, metadata: Any, token_filters: Mapping[str, str]) -> None:
+        """Add one ``tokenizer_filters`` record per in-memory source: prepare sees no generator metadata file
+        for data generated in this process, so without these the prepared metadata would not say which tokenizer
+        measured the filters (it is this phase's, the one that prepared: ``matches`` is checked, not assumed)."""
+        from ..data.provenance import tokenizer_filter_record
+        from ..tokenization_mypt import tokenizer_fingerprint
+
+        fingerprint = tokenizer_fingerprint(self.tokenizer)
+        spec = getattr(self.tokenizer, "name_or_path", None) or None
+        records = metadata.inputs.setdefault("tokenizer_filters", [])
+        for source, what in token_filters.items():
+            records.append({"file": None, "source": f"{source} (generated in memory)", "metadata": None,
+                            "filters": [tokenizer_filter_record(spec, fingerprint, what)],
+                            "matches": fingerprint == metadata.tokenizer.fingerprint})
 
     def use_dataset(self, dataset: Any, metadata: Any,
                     sources: Optional[Sequence[Mapping[str, Any]]] = None) -> Tuple[Any, Any]:
@@ -208,16 +236,18 @@ class PhaseRun:
                          f"framed copies): {copy.copy_replay_share:.0%} of the {n_train} packed training rows")})
         return dataset, metadata
 
-    def prepare_mix(self, parts: Sequence[MixPart], default_size: int) -> Tuple[Any, Any]:
+    def prepare_mix(self, parts: Sequence[MixPart], default_size: int,
+                    token_filters: Optional[Mapping[str, str]] = None) -> Tuple[Any, Any]:
         """Mix ``parts`` by their shares (``mix_target_size`` rows, else ``default_size``), shuffled with the
-        episode seed, and prepare the result; the shares are stated once, for the mix and the model card."""
+        episode seed, and prepare the result; the shares are stated once, for the mix and the model card.
+        ``token_filters`` as for :meth:`prepare`."""
         from ..data.mixing import mix
 
         episodes = mix([part.episodes for part in parts], weights=[part.share for part in parts],
                        target_size=self.data.mix_target_size or default_size, shuffle=True,
                        seed=self.data.episode_seed, names=[part.name for part in parts])
         return self.prepare(episodes, sources=[source_row(part.label, part.episodes, part.share, part.settings)
-                                               for part in parts])
+                                               for part in parts], token_filters=token_filters)
 
     # ---- training ----------------------------------------------------------------------------------
     def train(self) -> Any:

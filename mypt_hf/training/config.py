@@ -23,6 +23,7 @@ from transformers.trainer_utils import SchedulerType
 from trl import SFTConfig
 
 from ..errors import MyPTInputError
+from .coverage import check_warmup_for_coverage
 from .distributed import check_launch, settle_precision
 from .tracking import TRACKIO_PROJECT, check_tracking_args
 
@@ -266,7 +267,8 @@ def resolve_max_steps(args: MyPTSFTConfig, metadata: Optional[PreparedMetadata],
     """Set ``args.max_steps`` from ``args.coverage`` and the prepared dataset when ``max_steps`` is not given.
 
     The training-row count comes from the prepared dataset's metadata (``metadata.train_rows``), else from
-    ``num_train_rows``. Returns the resulting max_steps (-1 = epochs decide).
+    ``num_train_rows``. Returns the resulting max_steps (-1 = epochs decide). A fixed warmup that is not below the
+    derived steps is refused (:func:`~mypt_hf.training.coverage.check_warmup_for_coverage`).
     """
     if args.max_steps is not None and args.max_steps > 0:
         return args.max_steps
@@ -278,5 +280,7 @@ def resolve_max_steps(args: MyPTSFTConfig, metadata: Optional[PreparedMetadata],
     if not rows:
         raise MyPTInputError("cannot derive max_steps from coverage: the prepared dataset metadata has no training-row "
                              "count and no dataset was given", field="coverage")
-    args.max_steps = args.steps_for_coverage(int(rows))
+    steps = args.steps_for_coverage(int(rows))
+    check_warmup_for_coverage(args, steps)  # before max_steps changes: a refused run leaves args as they were
+    args.max_steps = steps
     return args.max_steps

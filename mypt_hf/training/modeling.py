@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any, Optional, Tuple
 
 from ..errors import MyPTInputError
+
+logger = logging.getLogger(__name__)
+
+
+#: The context of a fresh model when ``block_size`` is not given.
+DEFAULT_BLOCK_SIZE = 256
 
 
 @dataclass
@@ -14,7 +21,9 @@ class ModelArguments:
     """What to train: a saved model (``init_from_model``) or a fresh MyPT of the given shape.
 
     The shape fields only apply to a fresh model; a model loaded with ``init_from_model`` keeps its own
-    config (as the original does), except ``dropout`` when set explicitly.
+    config (as the original does), except ``dropout`` and ``block_size`` when set explicitly: the original's
+    init_from_model takes the fine-tuning config's block_size (reference §6.8, §6.13), so the 750M α-3a-2 configs
+    (512) save their models with a 512-token context and the operator config (1024) with 1024.
     """
 
     tokenizer: str = field(default="embedded", metadata={"help": "Tokenizer for a fresh model: 'embedded', "
@@ -22,7 +31,10 @@ class ModelArguments:
     hidden_size: int = field(default=256, metadata={"help": "Width (n_embd) of a fresh model."})
     num_hidden_layers: int = field(default=4, metadata={"help": "Blocks (n_layer) of a fresh model."})
     num_attention_heads: int = field(default=4, metadata={"help": "Heads (n_head) of a fresh model."})
-    block_size: int = field(default=256, metadata={"help": "Context length (max_position_embeddings)."})
+    block_size: Optional[int] = field(
+        default=None, metadata={"help": f"Context length (max_position_embeddings): of a fresh model (default "
+                                        f"{DEFAULT_BLOCK_SIZE}), or the new context of a loaded one (default: its "
+                                        "own)."})
     pos_encoding: str = field(default="rope", metadata={"help": "rope or learned."})
     mlp_type: str = field(default="swiglu", metadata={"help": "swiglu or gelu."})
     norm_type: str = field(default="rmsnorm", metadata={"help": "rmsnorm or layernorm."})
@@ -34,6 +46,8 @@ class ModelArguments:
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "block_size"):
             value = getattr(self, name)
+            if name == "block_size" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise MyPTInputError(f"must be a whole number >= 1, got {value!r}", field=name)
         if self.hidden_size % self.num_attention_heads:
@@ -60,7 +74,8 @@ def build_fresh_model(args: ModelArguments, tokenizer: Any = None, seed: int = 4
         tokenizer = load_tokenizer(None if args.tokenizer in (None, "", "embedded") else args.tokenizer)
     config = MyPTConfig(vocab_size=model_vocab_size(tokenizer), hidden_size=args.hidden_size,
                         num_hidden_layers=args.num_hidden_layers, num_attention_heads=args.num_attention_heads,
-                        max_position_embeddings=args.block_size, pos_encoding=args.pos_encoding,
+                        max_position_embeddings=args.block_size or DEFAULT_BLOCK_SIZE,
+                        pos_encoding=args.pos_encoding,
                         mlp_type=args.mlp_type, norm_type=args.norm_type,
                         tie_word_embeddings=args.tie_word_embeddings,
                         dropout=args.dropout if args.dropout is not None else 0.0,
@@ -71,8 +86,37 @@ def build_fresh_model(args: ModelArguments, tokenizer: Any = None, seed: int = 4
     return model, tokenizer
 
 
-def load_model_for_training(path: str | os.PathLike, dropout: Optional[float] = None) -> Tuple[Any, Any]:
-    """Load a saved model directory (weights + tokenizer) to fine-tune, in fp32.
+def set_context_length(model: Any, block_size: int) -> Optional[int]:
+    """Give a loaded model the context ``block_size``, as the original's init_from_model does with the fine-tuning
+    config's block_size (reference §6.8); returns the old context, or None when it was already ``block_size``.
+
+    RoPE computes its angles per position, so only ``max_position_embeddings`` changes (what the saved config
+    says, what generation and the data checks cap at). A learned position table is cut to its first rows; it is
+    never grown (the original fills new rows with untrained N(0, 1) values): MyPTInputError.
+    """
+    import torch
+
+    old = int(model.config.max_position_embeddings)
+    if block_size == old:
+        return None
+    if getattr(model.config, "pos_encoding", "rope") == "learned":
+        if block_size > old:
+            raise MyPTInputError(f"block_size {block_size} is larger than the loaded model's learned position table "
+                                 f"({old} positions); the new positions would be untrained: use block_size {old} "
+                                 "or less", field="block_size")
+        decoder = model.get_decoder()
+        table = torch.nn.Embedding(block_size, model.config.hidden_size, dtype=decoder.embed_positions.weight.dtype)
+        with torch.no_grad():
+            table.weight.copy_(decoder.embed_positions.weight[:block_size])
+        decoder.embed_positions = table
+    model.config.max_position_embeddings = int(block_size)
+    return old
+
+
+def load_model_for_training(path: str | os.PathLike, dropout: Optional[float] = None,
+                            block_size: Optional[int] = None) -> Tuple[Any, Any]:
+    """Load a saved model directory (weights + tokenizer) to fine-tune, in fp32; ``dropout`` and ``block_size``
+    (:func:`set_context_length`) replace the model's own when given.
 
     Raises MyPTInputError naming the directory (or its damaged file) when it is missing, lacks a config, whole
     weights or a tokenizer, or holds a config the model class refuses.
@@ -91,5 +135,10 @@ def load_model_for_training(path: str | os.PathLike, dropout: Optional[float] = 
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = dropout
+    if block_size is not None:
+        old = set_context_length(model, block_size)
+        if old is not None:
+            logger.info("context %d -> %d tokens (block_size of the config, as the original's init_from_model)",
+                        old, block_size)
     tokenizer = load_tokenizer(str(path))
     return model, tokenizer
