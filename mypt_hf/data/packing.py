@@ -86,7 +86,7 @@ def pack_lengths(lengths: Sequence[int], block_size: int, *, groups: Optional[Se
 
     Returns a list of blocks, each an int64 array of episode indices (into ``lengths``). Every index
     appears in exactly one block; blocks never mix groups. Groups are packed in order of first
-    appearance; with ``shuffle`` the episodes of each group are shuffled (seeded) before packing, so
+    appearance (``groups``: a key per episode, or an integer numpy array of group codes); with ``shuffle`` the episodes of each group are shuffled (seeded) before packing, so
     episodes of equal length are spread at random, and the block order is shuffled with the seed at
     the end. Episodes longer than ``block_size`` are an error here (filter them first).
     """
@@ -103,16 +103,24 @@ def pack_lengths(lengths: Sequence[int], block_size: int, *, groups: Optional[Se
     if groups is None:
         group_members = [np.arange(n)]
     else:
-        keys = [str(g) for g in groups]
-        if len(keys) != n:
+        if len(groups) != n:
             raise ValueError("groups must have one entry per episode")
-        first: Dict[str, int] = {}
-        codes = np.empty(n, dtype=np.int64)
-        for i, key in enumerate(keys):
-            codes[i] = first.setdefault(key, len(first))
+        if isinstance(groups, np.ndarray) and groups.dtype.kind in "iu":
+            # integer group codes (one int per episode, no string each): the same groups, numbered by first
+            # appearance as for keys
+            distinct, first_at, inverse = np.unique(groups, return_index=True, return_inverse=True)
+            rank = np.empty(len(distinct), dtype=np.int64)
+            rank[np.argsort(first_at, kind="stable")] = np.arange(len(distinct))
+            codes, n_groups = rank[inverse.reshape(-1)], len(distinct)
+        else:
+            first: Dict[str, int] = {}
+            codes = np.empty(n, dtype=np.int64)
+            for i, key in enumerate(str(g) for g in groups):
+                codes[i] = first.setdefault(key, len(first))
+            n_groups = len(first)
         order = np.argsort(codes, kind="stable")
-        bounds = np.searchsorted(codes[order], np.arange(len(first) + 1))
-        group_members = [order[bounds[g]:bounds[g + 1]] for g in range(len(first))]
+        bounds = np.searchsorted(codes[order], np.arange(n_groups + 1))
+        group_members = [order[bounds[g]:bounds[g + 1]] for g in range(n_groups)]
 
     blocks: List[np.ndarray] = []
     for members in group_members:

@@ -13,11 +13,14 @@ and the final ``<myPT_eot>``), so the mask has one source of truth.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -137,15 +140,33 @@ def _message_arrays(ds) -> Tuple[np.ndarray, np.ndarray, Any]:
     return offsets, codes, values.field("content")
 
 
+#: rows per arrow batch when a pass reads every episode (validation, groups, payloads): bounded memory per pass
+SCAN_BATCH_ROWS = 100_000
+
+
+def _scan_batches(ds, columns: Sequence[str]):
+    """``(first row, batch Dataset)`` over ``ds`` in :data:`SCAN_BATCH_ROWS` pieces, so no pass holds a whole column
+    (a slice of a memory-mapped dataset reads only its own rows; select()/indices mappings are respected)."""
+    ds = ds.select_columns(list(columns))
+    for start in range(0, len(ds), SCAN_BATCH_ROWS):
+        yield start, ds.select(range(start, min(start + SCAN_BATCH_ROWS, len(ds))))
+
+
 def _validate_dataset_rows(ds, where: str) -> None:
-    """Vectorised schema check of an episode Dataset; the first bad row gets validate_episode's exact error."""
+    """Vectorised schema check of an episode Dataset (in batches); the first bad row gets validate_episode's exact
+    error."""
+    missing = {"messages"} - set(ds.column_names)
+    if missing:
+        raise MyPTInputError(f"dataset has no {sorted(missing)} column (columns: {ds.column_names})", path=where)
+    for start, batch in _scan_batches(ds, ["messages"]):
+        _validate_batch(batch, where, start)
+
+
+def _validate_batch(ds, where: str, first_row: int) -> None:
     import pyarrow.compute as pc
 
     from .schema import validate_episode
 
-    missing = {"messages"} - set(ds.column_names)
-    if missing:
-        raise MyPTInputError(f"dataset has no {sorted(missing)} column (columns: {ds.column_names})", path=where)
     if len(ds) == 0:
         return
     offsets, codes, contents = _message_arrays(ds)
@@ -163,8 +184,8 @@ def _validate_dataset_rows(ds, where: str) -> None:
     bad_rows |= assistants == 0
     for row in np.flatnonzero(bad_rows)[:1]:
         messages = ds.with_format("arrow")[int(row):int(row) + 1]["messages"].to_pylist()[0]
-        validate_episode({"messages": messages}, where=where, row_number=int(row))
-        raise MyPTInputError("invalid episode", path=where, line=int(row), field="messages")
+        validate_episode({"messages": messages}, where=where, row_number=first_row + int(row))
+        raise MyPTInputError("invalid episode", path=where, line=first_row + int(row), field="messages")
 
 
 def load_episode_input(spec: InputSpec, line_limit: Optional[Tuple[int, str]] = None
@@ -207,7 +228,7 @@ def load_episode_inputs(specs: Sequence[InputSpec]) -> Tuple["datasets.Dataset",
 
 
 def load_episode_inputs_located(specs: Sequence[InputSpec], line_limit: Optional[Tuple[int, str]] = None
-                                ) -> Tuple[Any, List[Dict[str, Any]], List[str]]:
+                                ) -> Tuple[Any, List[Dict[str, Any]], "Origins"]:
     """:func:`load_episode_inputs` plus, per episode, where it came from (``"file.jsonl, line 7"``, or the row of
     an in-memory or saved dataset) for error messages."""
     import datasets
@@ -234,13 +255,42 @@ def load_episode_inputs_located(specs: Sequence[InputSpec], line_limit: Optional
     ds = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
     if len(ds) == 0:
         raise MyPTInputError("input holds no episodes")
-    origins: List[str] = []
-    for part, (_, record) in zip(parts, loaded):
-        lines = record.pop("_lines", None)
-        where = record.get("path") or "<dataset>"
-        origins += ([f"{where}, line {line}" for line in lines] if lines is not None
-                    else [f"{where}, row {row}" for row in range(len(part))])
+    origins = Origins([(record.get("path") or "<dataset>", record.pop("_lines", None), len(part))
+                       for part, (_, record) in zip(parts, loaded)])
     return ds, [record for _, record in loaded], origins
+
+
+class Origins:
+    """Where each episode came from (``"file.jsonl, line 7"``, ``"<dataset>, row 3"``), named on demand.
+
+    Error messages need the origin of one episode; holding a string per episode cost ~100 bytes each (100 MB per
+    million), so only the parts (source, its file lines as an int array or None for rows, row count) are kept.
+    """
+
+    def __init__(self, parts: Sequence[Tuple[str, Optional[Sequence[int]], int]],
+                 index: Optional[np.ndarray] = None) -> None:
+        self._parts = [(where, None if lines is None else np.asarray(lines, dtype=np.int64), count)
+                       for where, lines, count in parts]
+        self._starts = np.cumsum([0] + [count for _, _, count in self._parts])
+        self._index = index
+
+    def __len__(self) -> int:
+        return int(self._starts[-1]) if self._index is None else len(self._index)
+
+    def __getitem__(self, i: int) -> str:
+        i = int(i if self._index is None else self._index[i])
+        part = int(np.searchsorted(self._starts, i, side="right")) - 1
+        where, lines, _ = self._parts[part]
+        row = i - int(self._starts[part])
+        return f"{where}, line {int(lines[row])}" if lines is not None else f"{where}, row {row}"
+
+    def take(self, indices: np.ndarray) -> "Origins":
+        """The origins of ``indices`` (as ``Dataset.select(indices)`` would order the episodes)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        view = Origins([], None)
+        view._parts, view._starts = self._parts, self._starts
+        view._index = indices if self._index is None else self._index[indices]
+        return view
 
 
 # --------------------------------------------------------------------------------------------------
@@ -280,21 +330,42 @@ def template_signature(user: str, payload: Optional[str]) -> str:
     return _WS.sub(" ", text).strip()
 
 
-def _payloads_and_templates(ds) -> Tuple[List[Optional[str]], List[str]]:
-    offsets, codes, contents = _message_arrays(ds)
-    user_pos = np.flatnonzero(codes == 1)
-    k = np.searchsorted(user_pos, offsets[:-1])
-    has_user = (k < len(user_pos)) & (user_pos[np.minimum(k, max(len(user_pos) - 1, 0))] < offsets[1:]) \
-        if len(user_pos) else np.zeros(len(offsets) - 1, dtype=bool)
-    first_user = contents.take(user_pos[np.minimum(k, len(user_pos) - 1)]).to_pylist() if len(user_pos) else []
-    meta_payloads = _meta_field(ds, "payload")
-    payloads, templates = [], []
-    for row in range(len(offsets) - 1):
-        user = first_user[row] if has_user[row] else ""
-        payload = derive_payload(user, {"payload": meta_payloads[row]})
-        payloads.append(payload)
-        templates.append(template_signature(user, payload))
-    return payloads, templates
+def _payloads_and_templates(ds) -> Tuple[Any, Any]:
+    """Every episode's payload (null where none) and template signature, as compact arrow string arrays.
+
+    Worked out batch by batch; a Python string per episode would cost ~100 bytes each, the arrow arrays hold the
+    text and an offset."""
+    import pyarrow as pa
+
+    payload_chunks, template_chunks = [], []
+    columns = ["messages"] + (["_meta"] if "_meta" in ds.column_names else [])
+    for _, batch in _scan_batches(ds, columns):
+        offsets, codes, contents = _message_arrays(batch)
+        user_pos = np.flatnonzero(codes == 1)
+        k = np.searchsorted(user_pos, offsets[:-1])
+        has_user = (k < len(user_pos)) & (user_pos[np.minimum(k, max(len(user_pos) - 1, 0))] < offsets[1:]) \
+            if len(user_pos) else np.zeros(len(offsets) - 1, dtype=bool)
+        first_user = contents.take(user_pos[np.minimum(k, len(user_pos) - 1)]).to_pylist() if len(user_pos) else []
+        meta_payloads = _meta_field(batch, "payload")
+        payloads, templates = [], []
+        for row in range(len(offsets) - 1):
+            user = first_user[row] if has_user[row] else ""
+            payload = derive_payload(user, {"payload": meta_payloads[row]})
+            payloads.append(payload or None)  # an empty payload counts as none (as it always did)
+            templates.append(template_signature(user, payload))
+        payload_chunks.append(pa.array(payloads, type=pa.large_string()))
+        template_chunks.append(pa.array(templates, type=pa.large_string()))
+    return (pa.chunked_array(payload_chunks, type=pa.large_string()),
+            pa.chunked_array(template_chunks, type=pa.large_string()))
+
+
+def _overlap(train, val) -> List[str]:
+    """The distinct non-null strings of ``train`` that ``val`` holds too, sorted."""
+    import pyarrow.compute as pc
+
+    val_set = pc.drop_null(pc.unique(val.combine_chunks() if val.num_chunks else val))
+    shared = pc.filter(train, pc.is_in(train, value_set=val_set))
+    return sorted(pc.unique(shared).to_pylist()) if len(shared) else []
 
 
 def check_separation(train, val, *, max_examples: int = 5, out=None) -> Dict[str, Any]:
@@ -303,16 +374,22 @@ def check_separation(train, val, *, max_examples: int = 5, out=None) -> Dict[str
     Returns the counts (for the metadata); prints up to ``max_examples`` examples of each overlap and
     raises GateFailure when either overlap is non-empty.
     """
+    import pyarrow.compute as pc
+
     out = out or sys.stdout
     train_p, train_t = _payloads_and_templates(train)
     val_p, val_t = _payloads_and_templates(val)
-    payload_overlap = sorted({p for p in train_p if p} & {p for p in val_p if p})
-    template_overlap = sorted(set(train_t) & set(val_t))
+    payload_overlap = _overlap(train_p, val_p)
+    template_overlap = _overlap(train_t, val_t)
+
+    def distinct(values) -> int:
+        return int(pc.count_distinct(values, mode="only_valid").as_py()) if len(values) else 0
+
     report = {
-        "train_payloads": len({p for p in train_p if p}),
-        "val_payloads": len({p for p in val_p if p}),
-        "train_templates": len(set(train_t)),
-        "val_templates": len(set(val_t)),
+        "train_payloads": distinct(train_p),
+        "val_payloads": distinct(val_p),
+        "train_templates": distinct(train_t),
+        "val_templates": distinct(val_t),
         "payload_overlap_count": len(payload_overlap),
         "template_overlap_count": len(template_overlap),
     }
@@ -522,11 +599,13 @@ def _tokenize_batch(batch, tokenizer, system_mode: str, system_prompt: Optional[
 
 
 def tokenize_episodes(ds, tokenizer, *, system_mode: str = "keep", system_prompt: Optional[str] = None,
-                      num_proc: int = 1, batch_size: int = 2000, desc: str = "tokenize"):
+                      num_proc: int = 1, batch_size: int = 2000, desc: str = "tokenize",
+                      cache_file_name: Optional[PathLike] = None):
     """Batched ``Dataset.map`` through the chat template; returns a Dataset with ``input_ids``/``labels``.
 
-    Rows must already be valid episodes (``load_episode_inputs`` checks them). Results are kept in memory (no
-    cache files beside the input), and the transform is not hashed (hashing a tokenizer is slow);
+    Rows must already be valid episodes (``load_episode_inputs`` checks them). With ``cache_file_name`` the
+    workers write their rows there (one file per process, memory-mapped back; the caller removes them), else the
+    result is kept in memory. No cache is looked up and the transform is not hashed (hashing a tokenizer is slow);
     determinism comes from the content itself.
     """
     import datasets
@@ -542,10 +621,12 @@ def tokenize_episodes(ds, tokenizer, *, system_mode: str = "keep", system_prompt
     # "_00000_of_00002" per worker: the whole key goes in as a 40-character hash (52 + 15 characters failed)
     key = f"mypt-tokenize-{ds._fingerprint}-{system_mode}-{system_prompt}"
     fingerprint = hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+    in_memory = cache_file_name is None
     return ds.with_format("arrow").map(
         _tokenize_batch, batched=True, batch_size=batch_size, num_proc=num_proc if num_proc > 1 else None,
         fn_kwargs={"tokenizer": tokenizer, "system_mode": system_mode, "system_prompt": system_prompt},
-        remove_columns=ds.column_names, features=features, keep_in_memory=True,
+        remove_columns=ds.column_names, features=features, keep_in_memory=in_memory,
+        cache_file_name=None if in_memory else os.fspath(cache_file_name), load_from_cache_file=False,
         new_fingerprint=fingerprint, desc=desc,
     ).with_format(None)
 
@@ -618,91 +699,330 @@ def _episode_name(ds, index: int, origins: Optional[Sequence[str]] = None) -> st
     return ", ".join(bits)
 
 
+def _group_codes(ds, field_path: str) -> Tuple[np.ndarray, List[str]]:
+    """Each episode's group as an int code (codes in order of first appearance) and the group names per code.
+
+    Missing values group as ``_ungrouped``. Read in batches and dictionary-encoded by arrow: one int64 per
+    episode in memory, not a string."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    group_values(ds.select(range(0)), field_path)  # an unknown path is an input error
+    name = field_path.split(".")[1]
+    keys: Dict[str, int] = {}
+    codes = np.empty(len(ds), dtype=np.int64)
+    if "_meta" not in ds.column_names:
+        codes[:] = 0
+        return codes, ["_ungrouped"] if len(ds) else []
+    for start, batch in _scan_batches(ds, ["_meta"]):
+        meta = _arrow_column(batch, "_meta")
+        values = meta.field(name) if name in [f.name for f in meta.type] else pa.nulls(len(meta), pa.string())
+        encoded = pc.fill_null(values.cast(pa.string()), "_ungrouped").dictionary_encode()
+        mapping = np.array([keys.setdefault(key, len(keys)) for key in encoded.dictionary.to_pylist()],
+                           dtype=np.int64)
+        codes[start:start + len(batch)] = mapping[encoded.indices.to_numpy(zero_copy_only=False)] \
+            if len(mapping) else 0
+    return codes, list(keys)
+
+
+#: episodes / blocks per arrow batch when a split is laid out and written (bounds the memory of that step)
+WRITE_BATCH_EPISODES = 50_000
+WRITE_BATCH_BLOCKS = 1_000
+
+_TOKEN_FEATURES_NAMES = ("input_ids", "labels", "seq_lengths")
+
+
+def _token_features():
+    import datasets
+
+    return datasets.Features({name: datasets.List(datasets.Value("int32")) for name in _TOKEN_FEATURES_NAMES})
+
+
+def _length_and_supervised(tokenized) -> Tuple[np.ndarray, np.ndarray]:
+    """Per episode: token count and supervised-token count, read batch by batch from the tokenized arrow data."""
+    lengths, supervised = [], []
+    for record_batch in tokenized.data.table.to_batches():
+        ids, labels = record_batch.column("input_ids"), record_batch.column("labels")
+        offsets = ids.offsets.to_numpy().astype(np.int64)
+        label_offsets = labels.offsets.to_numpy().astype(np.int64)
+        flags = labels.values.to_numpy(zero_copy_only=False)[label_offsets[0]:label_offsets[-1]] != IGNORE_INDEX
+        cumulative = np.concatenate([[0], np.cumsum(flags, dtype=np.int64)])
+        local = label_offsets - label_offsets[0]
+        lengths.append(np.diff(offsets))
+        supervised.append(cumulative[local[1:]] - cumulative[local[:-1]])
+    if not lengths:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(lengths), np.concatenate(supervised)
+
+
+def _take_tokens(table, indices: np.ndarray):
+    """``(ids, labels, offsets)`` of the episodes ``indices`` (in that order) as flat numpy arrays."""
+    import pyarrow as pa
+
+    take = pa.array(indices, type=pa.int64())
+    ids = table.column("input_ids").take(take).combine_chunks()
+    labels = table.column("labels").take(take).combine_chunks()
+    offsets = ids.offsets.to_numpy().astype(np.int64)
+    flat_ids = ids.values.to_numpy(zero_copy_only=False)[offsets[0]:offsets[-1]]
+    flat_labels = labels.values.to_numpy(zero_copy_only=False)[offsets[0]:offsets[-1]]
+    return flat_ids, flat_labels, offsets - offsets[0]
+
+
+class _SplitWriter:
+    """Writes token rows to an arrow file in exactly the record batches ``save_to_disk`` will copy, so the saved
+    bytes are those of the in-memory build.
+
+    Why: arrow's IPC writer pads a buffer to 8 bytes with whatever follows it in memory. The in-memory build was
+    one contiguous array per column, so every saved batch but the last carried the next batch's first value in its
+    padding. Here each batch is given that value past its end (the list's child is one longer than its offsets
+    use), and the batches are cut where ``save_to_disk`` (shards x ``writer_batch_size``) cuts them.
+    """
+
+    def __init__(self, path: Path, n_rows: int, n_values: Dict[str, int]) -> None:
+        from datasets import config as ds_config
+        from datasets.arrow_writer import ArrowWriter, get_writer_batch_size_from_data_size
+
+        nbytes = sum(4 * (n_rows + 1) + 4 * n_values[name] for name in _TOKEN_FEATURES_NAMES)
+        self.num_shards = _shards_for(n_rows, nbytes)
+        batch = min(ds_config.DEFAULT_MAX_BATCH_SIZE, get_writer_batch_size_from_data_size(n_rows, nbytes))
+        div, mod = divmod(n_rows, self.num_shards)
+        cuts = set()
+        for shard in range(self.num_shards):  # Dataset.shard(contiguous=True)'s ranges
+            start, end = div * shard + min(shard, mod), div * (shard + 1) + min(shard + 1, mod)
+            cuts.update(range(start + batch, end, batch))
+            cuts.add(end)
+        self._cuts = sorted(c for c in cuts if c > 0)
+        self._writer = ArrowWriter(features=_token_features(), path=str(path), writer_batch_size=batch)
+        self._rows_done = 0
+        self._pending: List[Dict[str, Tuple[np.ndarray, np.ndarray]]] = []  # numpy rows not yet cut into a batch
+        self._pending_rows = 0
+        self._held: Optional[Dict[str, Tuple[np.ndarray, np.ndarray]]] = None  # a cut batch awaiting its successor
+
+    def add(self, columns: Dict[str, Tuple[np.ndarray, np.ndarray]]) -> None:
+        """Append rows: per column ``(values, offsets)`` (offsets from 0, one more than the rows)."""
+        self._pending.append(columns)
+        self._pending_rows += len(columns["input_ids"][1]) - 1
+        while self._cuts and self._rows_done + self._pending_rows >= self._cuts[0]:
+            self._cut(self._cuts.pop(0) - self._rows_done)
+
+    def _cut(self, n: int) -> None:
+        """Take the first ``n`` pending rows as one batch."""
+        taken: Dict[str, List[Tuple[np.ndarray, np.ndarray]]] = {name: [] for name in _TOKEN_FEATURES_NAMES}
+        need = n
+        while need:
+            part = self._pending[0]
+            rows = len(part["input_ids"][1]) - 1
+            k = min(rows, need)
+            rest = {}
+            for name, (values, offsets) in part.items():
+                taken[name].append((values[:offsets[k]], offsets[:k + 1]))
+                rest[name] = (values[offsets[k]:], offsets[k:] - offsets[k])
+            if k == rows:
+                self._pending.pop(0)
+            else:
+                self._pending[0] = rest
+            need -= k
+        self._pending_rows -= n
+        self._rows_done += n
+        batch = {}
+        for name, pieces in taken.items():
+            values = np.concatenate([v for v, _ in pieces]) if len(pieces) > 1 else pieces[0][0]
+            offsets, base = [pieces[0][1]], int(pieces[0][1][-1])
+            for _, more in pieces[1:]:
+                offsets.append(more[1:] + base)
+                base += int(more[-1])
+            batch[name] = (values, np.concatenate(offsets))
+        self._emit(batch)
+
+    def _emit(self, batch: Optional[Dict[str, Tuple[np.ndarray, np.ndarray]]]) -> None:
+        import pyarrow as pa
+
+        held, self._held = self._held, batch
+        if held is None:
+            return
+        arrays = {}
+        for name, (values, offsets) in held.items():
+            if batch is not None and len(values) % 2:  # the padding the contiguous array would have had
+                values = np.append(values, batch[name][0][:1])
+            arrays[name] = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)),
+                                                    pa.array(values.astype(np.int32, copy=False)))
+        self._writer.write_table(pa.table(arrays))
+
+    def close(self) -> None:
+        """Write the last batch and finish the file."""
+        if self._pending_rows:
+            raise AssertionError("rows left after the last cut")  # the caller's row count was wrong
+        self._emit(None)
+        self._writer.finalize()
+        self._writer.close()
+
+
+def _shards_for(n_rows: int, nbytes: int) -> int:
+    """The shard count ``save_to_disk`` picks for an in-memory table of ``nbytes``."""
+    from datasets import config as ds_config
+    from datasets.utils.py_utils import convert_file_size_to_int
+
+    shards = int(nbytes / convert_file_size_to_int(ds_config.MAX_SHARD_SIZE)) + 1
+    return max(1, min(n_rows, shards))
+
+
+def _write_unpacked(path: Path, table, keep: np.ndarray, lengths: np.ndarray) -> None:
+    """One row per kept episode (in order): its tokens, labels and ``seq_lengths = [length]``."""
+    total = int(lengths.sum())
+    writer = _SplitWriter(path, len(keep), {"input_ids": total, "labels": total, "seq_lengths": len(keep)})
+    for start in range(0, len(keep), WRITE_BATCH_EPISODES):
+        rows = keep[start:start + WRITE_BATCH_EPISODES]
+        ids, labels, offsets = _take_tokens(table, rows)
+        seq = (lengths[start:start + len(rows)].astype(np.int32), np.arange(len(rows) + 1, dtype=np.int64))
+        writer.add({"input_ids": (ids, offsets), "labels": (labels, offsets), "seq_lengths": seq})
+    writer.close()
+
+
+def _write_packed(path: Path, table, keep: Optional[np.ndarray], blocks: List[np.ndarray], lengths: np.ndarray,
+                  block_size: int, pad_token_id: int) -> None:
+    """The blocks in order, :data:`WRITE_BATCH_BLOCKS` at a time: their episodes are read from the tokenized arrow
+    data and laid out by :func:`build_blocks`, so only one batch of blocks is ever in memory."""
+    used = np.fromiter((int(lengths[block].sum()) for block in blocks), dtype=np.int64, count=len(blocks))
+    segments = len(lengths) + int((used < block_size).sum())
+    writer = _SplitWriter(path, len(blocks), {"input_ids": len(blocks) * block_size,
+                                              "labels": len(blocks) * block_size, "seq_lengths": segments})
+    for start in range(0, len(blocks), WRITE_BATCH_BLOCKS):
+        batch = blocks[start:start + WRITE_BATCH_BLOCKS]
+        order = np.concatenate(batch)
+        ids, labels, offsets = _take_tokens(table, order if keep is None else keep[order])
+        bounds = np.cumsum([0] + [len(block) for block in batch])
+        local = [np.arange(bounds[i], bounds[i + 1]) for i in range(len(batch))]
+        packed = build_blocks(ids, labels, offsets, local, block_size, pad_token_id)
+        row_offsets = np.arange(len(batch) + 1, dtype=np.int64) * block_size
+        seg_values = np.concatenate(packed.seq_lengths).astype(np.int32)
+        seg_offsets = np.concatenate([[0], np.cumsum([len(s) for s in packed.seq_lengths])]).astype(np.int64)
+        writer.add({"input_ids": (packed.input_ids.ravel(), row_offsets),
+                    "labels": (packed.labels.ravel(), row_offsets), "seq_lengths": (seg_values, seg_offsets)})
+    writer.close()
+
+
+def _content_fingerprint(path: Path) -> str:
+    """:func:`build_token_dataset`'s fingerprint of the token columns in an arrow file, read back in batches.
+
+    The same bytes in the same order (per column: name, int64 offsets, int32 values), so a split written in batches
+    gets the id the in-memory build gave it. The file is read through plain reads, one record batch at a time."""
+    import pyarrow as pa
+
+    digest = hashlib.sha256(SCHEMA.encode())
+    for name in _TOKEN_FEATURES_NAMES:
+        digest.update(name.encode())
+        for part in ("offsets", "values"):
+            base = 0
+            with pa.OSFile(str(path)) as source:
+                reader = pa.ipc.open_stream(source)
+                first = True
+                for record_batch in reader:
+                    column = record_batch.column(name)
+                    offsets = column.offsets.to_numpy().astype(np.int64)
+                    if part == "offsets":
+                        global_offsets = offsets - offsets[0] + base
+                        digest.update(np.ascontiguousarray(global_offsets if first else global_offsets[1:]).tobytes())
+                        base = int(global_offsets[-1])
+                        first = False
+                    else:
+                        values = column.values.to_numpy(zero_copy_only=False)[offsets[0]:offsets[-1]]
+                        digest.update(np.ascontiguousarray(values, dtype=np.int32).tobytes())
+            if part == "offsets" and first:  # no rows: the offsets are [0]
+                digest.update(np.zeros(1, np.int64).tobytes())
+    return digest.hexdigest()[:32]
+
+
+def _file_dataset(path: Path, in_memory: bool):
+    """The split written at ``path`` as a Dataset with its content fingerprint (memory-mapped, or read in)."""
+    import datasets
+    from datasets.table import InMemoryTable, MemoryMappedTable
+
+    table = InMemoryTable.from_file(str(path)) if in_memory else MemoryMappedTable.from_file(str(path))
+    return datasets.Dataset(table, info=datasets.DatasetInfo(features=_token_features()),
+                            fingerprint=_content_fingerprint(path))
+
+
 def _prepare_split(name: str, episodes, tokenizer, config: PrepareConfig, *, shuffle: bool, pad_token_id: int,
-                   log, origins: Optional[Sequence[str]] = None) -> Tuple[Any, Dict[str, Any]]:
-    """Tokenize, mask and (optionally) pack one split; ``origins[i]`` says where episode ``i`` came from."""
+                   log, work_dir: Path, in_memory: bool, origins: Optional[Sequence[str]] = None
+                   ) -> Tuple[Any, Dict[str, Any]]:
+    """Tokenize, mask and (optionally) pack one split; ``origins[i]`` says where episode ``i`` came from.
+
+    Streams through arrow files in ``work_dir``: the tokenize workers write their rows to a cache file, only the
+    per-episode lengths, supervised counts and group codes are held in memory, the packer plans blocks from those,
+    and the rows are then read back and written in batches to ``work_dir/<name>.arrow`` (the returned Dataset's
+    file unless ``in_memory``). The tokenized cache is removed before returning.
+    """
     block_size, packing, pack_by_field = config.pack_block_size, config.enable_packing, config.pack_by_field
-    groups = None
-    if packing and pack_by_field:
-        groups = ["_ungrouped" if g is None else str(g) for g in group_values(episodes, pack_by_field)]
+    codes, group_names = _group_codes(episodes, pack_by_field) if packing and pack_by_field else (None, None)
+    cache = work_dir / f"{name}-tokenized.arrow"
+    table = None
     tokenized = tokenize_episodes(episodes, tokenizer, system_mode=config.system_mode,
                                   system_prompt=config.system_prompt, num_proc=config.num_proc,
-                                  desc=f"tokenize {name}")
-    ids, offsets = _flat(tokenized, "input_ids")
-    labels, _ = _flat(tokenized, "labels")
-    lengths = np.diff(offsets)
-    supervised_flags = labels != IGNORE_INDEX
-    sup_per_episode = np.add.reduceat(supervised_flags, offsets[:-1]) if len(lengths) else np.zeros(0, np.int64)
-    sup_per_episode = np.where(lengths > 0, sup_per_episode, 0)
-    no_target = np.flatnonzero(sup_per_episode == 0)
-    if len(no_target):
-        raise MyPTInputError(f"{name}: episode has no supervised token "
-                             f"({_episode_name(episodes, int(no_target[0]), origins)})")
+                                  desc=f"tokenize {name}", cache_file_name=cache)
+    try:
+        lengths, sup_per_episode = _length_and_supervised(tokenized)
+        no_target = np.flatnonzero(sup_per_episode == 0)
+        if len(no_target):
+            raise MyPTInputError(f"{name}: episode has no supervised token "
+                                 f"({_episode_name(episodes, int(no_target[0]), origins)})")
 
-    too_long = np.flatnonzero(lengths > block_size)
-    dropped = 0
-    if len(too_long):
-        if config.overlong == "error":
-            first = int(too_long[0])
-            raise MyPTInputError(
-                f"{name}: {len(too_long)} episode(s) longer than the block size {block_size}; first: "
-                f"{_episode_name(episodes, first, origins)} with {int(lengths[first])} tokens "
-                f"(use --overlong drop to drop them)")
-        keep = np.flatnonzero(lengths <= block_size)
-        dropped = len(too_long)
-        if len(keep) == 0:
-            raise MyPTInputError(f"{name}: --overlong drop would drop all {dropped} episode(s): every one is longer "
-                                 f"than the block size {block_size} (shortest {int(lengths.min())} tokens); raise "
-                                 f"--pack_block_size or shorten the episodes", field="overlong")
-        log(f"{name}: dropped {dropped} episode(s) longer than {block_size} tokens")
-        if groups is not None:
-            groups = [groups[i] for i in keep]
-        starts = offsets[:-1][keep]
-        keep_len = lengths[keep]
-        new_offsets = np.concatenate([[0], np.cumsum(keep_len)])
-        gather = np.repeat(starts - new_offsets[:-1], keep_len) + np.arange(new_offsets[-1])
-        ids, labels, offsets, lengths = ids[gather], labels[gather], new_offsets, keep_len
-        sup_per_episode = sup_per_episode[keep]
+        too_long = np.flatnonzero(lengths > block_size)
+        dropped = 0
+        keep = None
+        if len(too_long):
+            if config.overlong == "error":
+                first = int(too_long[0])
+                raise MyPTInputError(
+                    f"{name}: {len(too_long)} episode(s) longer than the block size {block_size}; first: "
+                    f"{_episode_name(episodes, first, origins)} with {int(lengths[first])} tokens "
+                    f"(use --overlong drop to drop them)")
+            keep = np.flatnonzero(lengths <= block_size)
+            dropped = len(too_long)
+            if len(keep) == 0:
+                raise MyPTInputError(f"{name}: --overlong drop would drop all {dropped} episode(s): every one is "
+                                     f"longer than the block size {block_size} (shortest {int(lengths.min())} "
+                                     f"tokens); raise --pack_block_size or shorten the episodes", field="overlong")
+            log(f"{name}: dropped {dropped} episode(s) longer than {block_size} tokens")
+            if codes is not None:
+                codes = codes[keep]
+            lengths, sup_per_episode = lengths[keep], sup_per_episode[keep]
 
-    n_episodes = int(len(lengths))
-    stats: Dict[str, Any] = {
-        "episodes": n_episodes,
-        "dropped_overlong": int(dropped),
-        "tokens": int(lengths.sum()),
-        "supervised_tokens": int(sup_per_episode.sum()),
-        "mask_ratio": float(sup_per_episode.sum() / lengths.sum()) if n_episodes else 0.0,
-        "avg_episode_tokens": float(lengths.mean()) if n_episodes else 0.0,
-        "max_episode_tokens": int(lengths.max()) if n_episodes else 0,
-    }
-    if not packing:
-        seq = (lengths.astype(np.int32), np.arange(n_episodes + 1, dtype=np.int64))
-        ds = build_token_dataset({"input_ids": (ids, offsets), "labels": (labels, offsets), "seq_lengths": seq})
-        stats["rows"] = n_episodes
-        return ds, stats
-
-    blocks = pack_lengths(lengths, block_size, groups=groups, shuffle=shuffle, seed=config.seed)
-    packed = build_blocks(ids, labels, offsets, blocks, block_size, pad_token_id)
-    n_blocks = len(blocks)
-    row_offsets = np.arange(n_blocks + 1, dtype=np.int64) * block_size
-    seg_values = np.concatenate(packed.seq_lengths).astype(np.int32) if n_blocks else np.zeros(0, np.int32)
-    seg_offsets = np.concatenate([[0], np.cumsum([len(s) for s in packed.seq_lengths])]).astype(np.int64)
-    ds = build_token_dataset({"input_ids": (packed.input_ids.ravel(), row_offsets),
-                         "labels": (packed.labels.ravel(), row_offsets),
-                         "seq_lengths": (seg_values, seg_offsets)})
-    pstats = packing_stats(lengths, sup_per_episode, blocks, block_size)
-    if groups is not None:
-        per_group: Dict[str, Dict[str, int]] = {}
-        group_arr = np.array(groups, dtype=object)
-        for block in blocks:
-            entry = per_group.setdefault(str(group_arr[block[0]]), {"episodes": 0, "blocks": 0})
-            entry["episodes"] += len(block)
-            entry["blocks"] += 1
-        pstats["groups"] = dict(sorted(per_group.items()))
-        for key, entry in pstats["groups"].items():
-            log(f"  {name} group {key}: {entry['episodes']} episodes -> {entry['blocks']} blocks")
-    stats["rows"] = n_blocks
-    stats["packing"] = pstats
-    return ds, stats
+        n_episodes = int(len(lengths))
+        stats: Dict[str, Any] = {
+            "episodes": n_episodes,
+            "dropped_overlong": int(dropped),
+            "tokens": int(lengths.sum()),
+            "supervised_tokens": int(sup_per_episode.sum()),
+            "mask_ratio": float(sup_per_episode.sum() / lengths.sum()) if n_episodes else 0.0,
+            "avg_episode_tokens": float(lengths.mean()) if n_episodes else 0.0,
+            "max_episode_tokens": int(lengths.max()) if n_episodes else 0,
+        }
+        out = work_dir / f"{name}.arrow"
+        table = tokenized.data.table
+        if not packing:
+            _write_unpacked(out, table, np.arange(n_episodes) if keep is None else keep, lengths)
+            stats["rows"] = n_episodes
+        else:
+            blocks = pack_lengths(lengths, block_size, groups=codes, shuffle=shuffle, seed=config.seed)
+            _write_packed(out, table, keep, blocks, lengths, block_size, pad_token_id)
+            pstats = packing_stats(lengths, sup_per_episode, blocks, block_size)
+            if codes is not None:
+                per_group: Dict[str, Dict[str, int]] = {}
+                for block in blocks:
+                    entry = per_group.setdefault(group_names[codes[block[0]]], {"episodes": 0, "blocks": 0})
+                    entry["episodes"] += len(block)
+                    entry["blocks"] += 1
+                pstats["groups"] = dict(sorted(per_group.items()))
+                for key, entry in pstats["groups"].items():
+                    log(f"  {name} group {key}: {entry['episodes']} episodes -> {entry['blocks']} blocks")
+            stats["rows"] = len(blocks)
+            stats["packing"] = pstats
+    finally:
+        cache_files = [f["filename"] for f in tokenized.cache_files]
+        del tokenized, table  # unmap the cache before removing it
+        for file in cache_files:
+            Path(file).unlink(missing_ok=True)
+    return _file_dataset(out, in_memory), stats
 
 
 # --------------------------------------------------------------------------------------------------
@@ -727,8 +1047,14 @@ def _line_limit(tokenizer, config: PrepareConfig) -> Optional[Tuple[int, str]]:
 
 def prepare_dataset(inputs: Union[InputSpec, Sequence[InputSpec]], tokenizer=None,
                     config: Optional[PrepareConfig] = None, *, val_file: Optional[InputSpec] = None,
-                    allow_tokenizer_mismatch: bool = False, verbose: bool = True) -> Tuple[Any, PreparedMetadata]:
+                    allow_tokenizer_mismatch: bool = False, verbose: bool = True,
+                    work_dir: Optional[PathLike] = None) -> Tuple[Any, PreparedMetadata]:
     """Everything :func:`prepare` does except writing: returns ``(DatasetDict, PreparedMetadata)``.
+
+    The splits stream through arrow files in ``work_dir`` (an existing directory): given one, the returned splits
+    are memory-mapped from ``work_dir/train.arrow`` and ``validation.arrow``, which the caller keeps while it uses
+    them (:func:`prepare` gives a folder inside its atomic output); without one, a temporary directory is used and
+    the splits are read into memory before it is removed.
 
     ``tokenizer``: a tokenizer object, or a spec for ``load_tokenizer`` (None = embedded default).
     ``config``: the preparation options (default ``PrepareConfig()``). ``val_file``: explicit validation episodes
@@ -782,22 +1108,28 @@ def prepare_dataset(inputs: Union[InputSpec, Sequence[InputSpec]], tokenizer=Non
         train_idx = np.sort(perm[n_val:])
         train_episodes = episodes.select(train_idx)
         val_episodes = episodes.select(val_idx)
-        train_origins, val_origins = [origins[i] for i in train_idx], [origins[i] for i in val_idx]
+        train_origins, val_origins = origins.take(train_idx), origins.take(val_idx)
         val_sources = []
         mode = "val_split"
     if len(train_episodes) == 0:
         raise MyPTInputError("the train split is empty")
 
-    train_ds, train_stats = _prepare_split("train", train_episodes, tokenizer, config, shuffle=config.pack_shuffle,
-                                           pad_token_id=pad_token_id, log=log, origins=train_origins)
-    if len(val_episodes):
-        val_ds, val_stats = _prepare_split("validation", val_episodes, tokenizer, config, shuffle=False,
-                                           pad_token_id=pad_token_id, log=log, origins=val_origins)
-    else:
-        empty = (np.zeros(0, np.int32), np.zeros(1, np.int64))
-        val_ds = build_token_dataset({"input_ids": empty, "labels": empty, "seq_lengths": empty})
-        val_stats = {"episodes": 0, "rows": 0, "tokens": 0, "supervised_tokens": 0, "mask_ratio": 0.0,
-                     "dropped_overlong": 0}
+    with contextlib.ExitStack() as stack:
+        if work_dir is None:
+            work, in_memory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mypt_prepare_"))), True
+        else:
+            work, in_memory = Path(work_dir), False
+        split_kwargs = dict(pad_token_id=pad_token_id, log=log, work_dir=work, in_memory=in_memory)
+        train_ds, train_stats = _prepare_split("train", train_episodes, tokenizer, config, shuffle=config.pack_shuffle,
+                                               origins=train_origins, **split_kwargs)
+        if len(val_episodes):
+            val_ds, val_stats = _prepare_split("validation", val_episodes, tokenizer, config, shuffle=False,
+                                               origins=val_origins, **split_kwargs)
+        else:
+            empty = (np.zeros(0, np.int32), np.zeros(1, np.int64))
+            val_ds = build_token_dataset({"input_ids": empty, "labels": empty, "seq_lengths": empty})
+            val_stats = {"episodes": 0, "rows": 0, "tokens": 0, "supervised_tokens": 0, "mask_ratio": 0.0,
+                         "dropped_overlong": 0}
     dataset = datasets.DatasetDict({"train": train_ds, "validation": val_ds})
 
     packing = bool(config.enable_packing)
@@ -849,23 +1181,49 @@ def prepare(inputs: Union[InputSpec, Sequence[InputSpec]], output_dir: PathLike,
     if not verbose:
         datasets.disable_progress_bars()
     try:
-        dataset, metadata = prepare_dataset(inputs, tokenizer, config, val_file=val_file,
-                                            allow_tokenizer_mismatch=allow_tokenizer_mismatch, verbose=verbose)
-        save_prepared(dataset, metadata, output_dir, overwrite=overwrite)
+        # the intermediate arrow files live inside the atomic output (same filesystem; removed with it on failure,
+        # and by the next run's leftover cleaning after a crash), and go before it is moved into place
+        with atomic_output_dir(output_dir, overwrite=overwrite) as tmp:
+            work = tmp / "_prepare_work"
+            work.mkdir()
+            dataset, metadata = prepare_dataset(inputs, tokenizer, config, val_file=val_file,
+                                                allow_tokenizer_mismatch=allow_tokenizer_mismatch, verbose=verbose,
+                                                work_dir=work)
+            _save_into(dataset, metadata, tmp)
+            del dataset  # unmap the work files before removing them
+            shutil.rmtree(work)
     finally:
         if not verbose and bars_were_on:
             datasets.enable_progress_bars()
     if verbose:
         print(f"saved {output_dir}")
-    return dataset
+    return load_prepared(output_dir)[0]
 
 
 def save_prepared(dataset, metadata: PreparedMetadata, output_dir: PathLike, overwrite: bool = False) -> None:
     """Write a prepared ``DatasetDict`` and its metadata the way :func:`load_prepared` reads them (atomically)."""
     with atomic_output_dir(Path(output_dir), overwrite=overwrite) as tmp:
-        # an empty split must still get one (empty) shard, or load_from_disk cannot read it back
-        dataset.save_to_disk(str(tmp), num_shards={k: 1 for k, v in dataset.items() if len(v) == 0} or None)
-        metadata.save(tmp)
+        _save_into(dataset, metadata, tmp)
+
+
+def _save_into(dataset, metadata: PreparedMetadata, directory: Path) -> None:
+    # an empty split must still get one (empty) shard, or load_from_disk cannot read it back
+    dataset.save_to_disk(str(directory), num_shards={name: _save_shards(split) for name, split in dataset.items()})
+    metadata.save(directory)
+
+
+def _save_shards(split) -> int:
+    """The shards of a token split: as ``save_to_disk`` would pick for its in-memory table (the streamed splits
+    are memory-mapped in other record batches, whose byte estimate differs a little), one for an empty split
+    (load_from_disk cannot read a split without a shard)."""
+    if len(split) == 0:
+        return 1
+    nbytes = 0
+    for name in split.column_names:
+        column = split.data.table.column(name)
+        values = sum(int(chunk.offsets[-1].as_py()) - int(chunk.offsets[0].as_py()) for chunk in column.chunks)
+        nbytes += 4 * (len(split) + 1) + 4 * values
+    return _shards_for(len(split), nbytes)
 
 
 def load_prepared(directory: PathLike) -> Tuple[Any, PreparedMetadata]:
