@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import itertools
 import os
 import re
@@ -144,12 +145,42 @@ def _message_arrays(ds) -> Tuple[np.ndarray, np.ndarray, Any]:
 SCAN_BATCH_ROWS = 100_000
 
 
+def mapped_anew(ds):
+    """``ds`` with its memory-mapped arrow files mapped once more, for one pass over the rows (a ``Dataset``
+    unchanged when any of its data is in memory).
+
+    Why: every page of a memory-mapped file that a pass reads counts in the process's resident memory for as long
+    as that mapping lives, and the caller's Dataset lives through the whole preparation; a pass over a fresh
+    mapping gives its pages back when it is dropped. Pickling a memory-mapped ``datasets`` table stores only its
+    path and transforms (that is how ``map`` hands it to workers), so the round trip costs no data copy.
+    """
+    import pickle
+
+    from datasets.table import ConcatenationTable, MemoryMappedTable
+
+    table = ds.data
+    blocks = [block for row in table.blocks for block in row] if isinstance(table, ConcatenationTable) else [table]
+    if not all(isinstance(block, MemoryMappedTable) for block in blocks):
+        return ds
+    return pickle.loads(pickle.dumps(ds))
+
+
+def release_arrow_memory() -> None:
+    """Give arrow's freed allocations back to the system (its allocator keeps them for reuse otherwise), so one
+    pass's working memory does not stay on top of the next pass's."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
 def _scan_batches(ds, columns: Sequence[str]):
     """``(first row, batch Dataset)`` over ``ds`` in :data:`SCAN_BATCH_ROWS` pieces, so no pass holds a whole column
-    (a slice of a memory-mapped dataset reads only its own rows; select()/indices mappings are respected)."""
+    (a slice of a memory-mapped dataset reads only its own rows; select()/indices mappings are respected); each
+    batch reads a mapping of its own (:func:`mapped_anew`), so the pages read are given back batch by batch."""
     ds = ds.select_columns(list(columns))
     for start in range(0, len(ds), SCAN_BATCH_ROWS):
-        yield start, ds.select(range(start, min(start + SCAN_BATCH_ROWS, len(ds))))
+        yield start, mapped_anew(ds.select(range(start, min(start + SCAN_BATCH_ROWS, len(ds)))))
+    release_arrow_memory()
 
 
 def _validate_dataset_rows(ds, where: str) -> None:
@@ -727,7 +758,7 @@ def _group_codes(ds, field_path: str) -> Tuple[np.ndarray, List[str]]:
 
 #: episodes / blocks per arrow batch when a split is laid out and written (bounds the memory of that step)
 WRITE_BATCH_EPISODES = 50_000
-WRITE_BATCH_BLOCKS = 1_000
+WRITE_BATCH_BLOCKS = 250
 
 _TOKEN_FEATURES_NAMES = ("input_ids", "labels", "seq_lengths")
 
@@ -741,7 +772,7 @@ def _token_features():
 def _length_and_supervised(tokenized) -> Tuple[np.ndarray, np.ndarray]:
     """Per episode: token count and supervised-token count, read batch by batch from the tokenized arrow data."""
     lengths, supervised = [], []
-    for record_batch in tokenized.data.table.to_batches():
+    for record_batch in mapped_anew(tokenized).data.table.to_batches():
         ids, labels = record_batch.column("input_ids"), record_batch.column("labels")
         offsets = ids.offsets.to_numpy().astype(np.int64)
         label_offsets = labels.offsets.to_numpy().astype(np.int64)
@@ -866,22 +897,24 @@ def _shards_for(n_rows: int, nbytes: int) -> int:
     return max(1, min(n_rows, shards))
 
 
-def _write_unpacked(path: Path, table, keep: np.ndarray, lengths: np.ndarray) -> None:
-    """One row per kept episode (in order): its tokens, labels and ``seq_lengths = [length]``."""
+def _write_unpacked(path: Path, tokenized, keep: np.ndarray, lengths: np.ndarray) -> None:
+    """One row per kept episode (in order): its tokens, labels and ``seq_lengths = [length]``; each batch reads
+    ``tokenized`` through a mapping of its own (:func:`mapped_anew`)."""
     total = int(lengths.sum())
     writer = _SplitWriter(path, len(keep), {"input_ids": total, "labels": total, "seq_lengths": len(keep)})
     for start in range(0, len(keep), WRITE_BATCH_EPISODES):
         rows = keep[start:start + WRITE_BATCH_EPISODES]
-        ids, labels, offsets = _take_tokens(table, rows)
+        ids, labels, offsets = _take_tokens(mapped_anew(tokenized).data.table, rows)
         seq = (lengths[start:start + len(rows)].astype(np.int32), np.arange(len(rows) + 1, dtype=np.int64))
         writer.add({"input_ids": (ids, offsets), "labels": (labels, offsets), "seq_lengths": seq})
     writer.close()
 
 
-def _write_packed(path: Path, table, keep: Optional[np.ndarray], blocks: List[np.ndarray], lengths: np.ndarray,
+def _write_packed(path: Path, tokenized, keep: Optional[np.ndarray], blocks: List[np.ndarray], lengths: np.ndarray,
                   block_size: int, pad_token_id: int) -> None:
     """The blocks in order, :data:`WRITE_BATCH_BLOCKS` at a time: their episodes are read from the tokenized arrow
-    data and laid out by :func:`build_blocks`, so only one batch of blocks is ever in memory."""
+    data (through a mapping of its own per batch, :func:`mapped_anew`: the episodes of a batch are spread over the
+    whole file) and laid out by :func:`build_blocks`, so only one batch of blocks is ever in memory."""
     used = np.fromiter((int(lengths[block].sum()) for block in blocks), dtype=np.int64, count=len(blocks))
     segments = len(lengths) + int((used < block_size).sum())
     writer = _SplitWriter(path, len(blocks), {"input_ids": len(blocks) * block_size,
@@ -889,7 +922,7 @@ def _write_packed(path: Path, table, keep: Optional[np.ndarray], blocks: List[np
     for start in range(0, len(blocks), WRITE_BATCH_BLOCKS):
         batch = blocks[start:start + WRITE_BATCH_BLOCKS]
         order = np.concatenate(batch)
-        ids, labels, offsets = _take_tokens(table, order if keep is None else keep[order])
+        ids, labels, offsets = _take_tokens(mapped_anew(tokenized).data.table, order if keep is None else keep[order])
         bounds = np.cumsum([0] + [len(block) for block in batch])
         local = [np.arange(bounds[i], bounds[i + 1]) for i in range(len(batch))]
         packed = build_blocks(ids, labels, offsets, local, block_size, pad_token_id)
@@ -955,8 +988,7 @@ def _prepare_split(name: str, episodes, tokenizer, config: PrepareConfig, *, shu
     block_size, packing, pack_by_field = config.pack_block_size, config.enable_packing, config.pack_by_field
     codes, group_names = _group_codes(episodes, pack_by_field) if packing and pack_by_field else (None, None)
     cache = work_dir / f"{name}-tokenized.arrow"
-    table = None
-    tokenized = tokenize_episodes(episodes, tokenizer, system_mode=config.system_mode,
+    tokenized = tokenize_episodes(mapped_anew(episodes), tokenizer, system_mode=config.system_mode,
                                   system_prompt=config.system_prompt, num_proc=config.num_proc,
                                   desc=f"tokenize {name}", cache_file_name=cache)
     try:
@@ -998,13 +1030,12 @@ def _prepare_split(name: str, episodes, tokenizer, config: PrepareConfig, *, shu
             "max_episode_tokens": int(lengths.max()) if n_episodes else 0,
         }
         out = work_dir / f"{name}.arrow"
-        table = tokenized.data.table
         if not packing:
-            _write_unpacked(out, table, np.arange(n_episodes) if keep is None else keep, lengths)
+            _write_unpacked(out, tokenized, np.arange(n_episodes) if keep is None else keep, lengths)
             stats["rows"] = n_episodes
         else:
             blocks = pack_lengths(lengths, block_size, groups=codes, shuffle=shuffle, seed=config.seed)
-            _write_packed(out, table, keep, blocks, lengths, block_size, pad_token_id)
+            _write_packed(out, tokenized, keep, blocks, lengths, block_size, pad_token_id)
             pstats = packing_stats(lengths, sup_per_episode, blocks, block_size)
             if codes is not None:
                 per_group: Dict[str, Dict[str, int]] = {}
@@ -1019,7 +1050,7 @@ def _prepare_split(name: str, episodes, tokenizer, config: PrepareConfig, *, shu
             stats["packing"] = pstats
     finally:
         cache_files = [f["filename"] for f in tokenized.cache_files]
-        del tokenized, table  # unmap the cache before removing it
+        del tokenized  # unmap the cache before removing it
         for file in cache_files:
             Path(file).unlink(missing_ok=True)
     return _file_dataset(out, in_memory), stats
@@ -1098,7 +1129,8 @@ def prepare_dataset(inputs: Union[InputSpec, Sequence[InputSpec]], tokenizer=Non
     if val_file is not None:
         val_episodes, val_sources, val_origins = load_episode_inputs_located([val_file], line_limit)
         train_episodes, train_origins = episodes, origins
-        separation = check_separation(train_episodes, val_episodes, out=sys.stdout if verbose else open(os.devnull, "w"))
+        separation = check_separation(train_episodes, val_episodes, out=sys.stdout if verbose else io.StringIO())
+        release_arrow_memory()  # the payload and template strings are gone; tokenization comes next
         mode = "explicit_val_file"
     else:
         n = len(episodes)
