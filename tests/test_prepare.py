@@ -354,3 +354,19 @@ def test_two_processes_tokenize_like_one():
     one = tokenize_episodes(ds, tokenizer, num_proc=1, batch_size=1000)
     two = tokenize_episodes(ds, tokenizer, num_proc=2, batch_size=1000)
     assert one["input_ids"] == two["input_ids"] and one["labels"] == two["labels"]
+
+
+def test_an_error_after_the_train_split_is_streamed_leaves_nothing(tmp_path):
+    """The tokenized cache and the train split's arrow file are written inside the atomic output before the
+    validation split is checked: an overlong validation episode still leaves no output and no hidden leftover,
+    and the error names the file and line."""
+    train = _write_jsonl(tmp_path / "train.jsonl",
+                         [make_episode(f"Say item {i}.", f"Item {i}.", payload=f"item {i}") for i in range(50)])
+    val = _write_jsonl(tmp_path / "val.jsonl", [make_episode("Echo: short", "short", payload="short"),
+                                               make_episode("Echo: " + "long " * 80, "long " * 80, payload="long")])
+    out = tmp_path / "out"
+    with pytest.raises(MyPTInputError, match=r"validation: 1 episode\(s\) longer than the block size 64; first: "
+                                             r".*val\.jsonl, line 2"):
+        prepare([train], out, None, PrepareConfig(enable_packing=True, pack_block_size=64), val_file=val,
+                verbose=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.jsonl", "val.jsonl"]

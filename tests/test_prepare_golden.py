@@ -103,3 +103,22 @@ def test_prepared_bytes_match_the_golden_hash(name, inputs, tmp_path, gpt2_tikto
     prepare(train, out, None if tokenizer == "embedded" else str(gpt2_tiktoken_path), config=PrepareConfig(**kwargs),
             val_file=val if with_val_file else None, verbose=False)
     assert _output_digest(out) == golden
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["packed_by_operator_val_file_tiny", "unpacked_val_split_tiny"])
+def test_small_scan_and_write_batches_give_the_golden_bytes(name, inputs, tmp_path, monkeypatch):
+    """The streaming preparer reads episodes and writes rows in bounded batches; batch sizes far below the split
+    sizes (passes over 5000 episodes in 37-row pieces, blocks gathered 3 at a time, unpacked rows 41 at a time)
+    must not move a byte: group codes, payload sets and row layout are the same as in one piece."""
+    from mypt_hf.data import episode_arrays, token_files
+
+    monkeypatch.setattr(episode_arrays, "SCAN_BATCH_ROWS", 37)
+    monkeypatch.setattr(token_files, "WRITE_BATCH_BLOCKS", 3)
+    monkeypatch.setattr(token_files, "WRITE_BATCH_EPISODES", 41)
+    tokenizer, kind, kwargs, with_val_file, golden = CASES[name]
+    train, val = inputs[kind]
+    out = tmp_path / "out"
+    prepare(train, out, None if tokenizer == "embedded" else tokenizer, config=PrepareConfig(**kwargs),
+            val_file=val if with_val_file else None, verbose=False)
+    assert _output_digest(out) == golden
