@@ -9,6 +9,11 @@ see :mod:`mypt_hf.data.packing`).
 Tokenization goes through the tokenizer's chat template with ``return_assistant_tokens_mask``: the
 template's ``{% generation %}`` block decides what is supervised (assistant content, ``</myPT_assistant>``
 and the final ``<myPT_eot>``), so the mask has one source of truth.
+
+The work streams through arrow files in bounded memory, one job per module: :mod:`.episode_arrays` (passes over the
+episodes), :mod:`.separation` (the train/val gate), :mod:`.chat_tokenize` (the tokenize map),
+:mod:`.token_files` (the rows of a split written in ``save_to_disk``'s batches); this module holds the options,
+the inputs, one split's plan and the public API.
 """
 
 from __future__ import annotations
