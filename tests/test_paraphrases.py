@@ -55,3 +55,12 @@ def test_share_is_taken_from_format_lock_full_and_checked():
         KnowledgeArguments(knowledge_paraphrase_share=0.7)
     with pytest.raises(MyPTInputError, match="knowledge_paraphrase_share"):
         KnowledgeArguments(knowledge_paraphrase_share=-0.1)
+
+
+def test_operator_phase_can_replay_the_paraphrases():
+    from mypt_hf.phases.settings import OperatorArguments
+
+    shares = OperatorArguments(operator_paraphrase_replay_share=0.05, operator_knowledge_replay_share=0.05).replay_shares()
+    assert shares == {"knowledge_replay": 0.05, "paraphrase_replay": 0.05}
+    with pytest.raises(MyPTInputError, match="leave room"):
+        OperatorArguments(operator_paraphrase_replay_share=0.5, operator_echo_replay_share=0.5)

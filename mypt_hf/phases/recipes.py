@@ -119,6 +119,7 @@ def phase3a_operator(run: PhaseRun) -> None:
     from ..data.format_lock import format_lock
     from ..data.mixing import mix
     from ..data.operators import operators
+    from ..data.paraphrases import knowledge_paraphrases
 
     settings = run.group("operator")
     shares = settings.replay_shares()  # each in [0, 1), their sum below 1: checked when the arguments are parsed
@@ -135,6 +136,8 @@ def phase3a_operator(run: PhaseRun) -> None:
             "echo_replay": (lambda: _beta_echo(run), "β echo replay", "gibberish=exclude"),
             "knowledge_replay": (lambda: format_lock(mode="full", math="include", seed=run.data.episode_seed),
                                  "3a-2 replay (format lock full)", "mode=full, math=include"),
+            "paraphrase_replay": (lambda: knowledge_paraphrases(seed=run.data.episode_seed),
+                                  "3a-2 replay (knowledge paraphrases)", "capitals and sums in other forms"),
         }
         parts = [data["train"]]
         for name, share in shares.items():

@@ -114,9 +114,13 @@ class OperatorArguments:
     operator_knowledge_replay_share: float = field(
         default=0.0, metadata={"help": "Share of 3a-2's format lock full (facts, math) in the training mix, so the "
                                        "final model keeps D (0 = none, as the guide)."})
+    operator_paraphrase_replay_share: float = field(
+        default=0.0, metadata={"help": "Share of 3a-2's knowledge paraphrases (capitals and sums in other forms) in "
+                                       "the training mix (0 = none, as the guide)."})
 
     def __post_init__(self) -> None:
-        names = ("operator_format_replay_share", "operator_echo_replay_share", "operator_knowledge_replay_share")
+        names = ("operator_format_replay_share", "operator_echo_replay_share", "operator_knowledge_replay_share",
+                 "operator_paraphrase_replay_share")
         for name in names:
             _share(getattr(self, name), name)
         if sum(getattr(self, name) for name in names) >= 1.0:
@@ -127,7 +131,8 @@ class OperatorArguments:
     def replay_shares(self) -> Dict[str, float]:
         """The replayed sources of the operator mix and their output shares (zero shares left out)."""
         shares = {"alpha_replay": self.operator_format_replay_share, "echo_replay": self.operator_echo_replay_share,
-                  "knowledge_replay": self.operator_knowledge_replay_share}
+                  "knowledge_replay": self.operator_knowledge_replay_share,
+                  "paraphrase_replay": self.operator_paraphrase_replay_share}
         return {name: share for name, share in shares.items() if share}
 
 
