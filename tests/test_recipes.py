@@ -160,7 +160,7 @@ def test_gate_under_fsdp_evaluates_the_saved_full_model(tmp_path):
     shard = torch.nn.Linear(2, 2)  # stands in for the sharded module
     run = PhaseRun.__new__(PhaseRun)
     run.phase, run.output_dir, run.model, run._saved_model = PHASES["phase3a1_alpha"], tmp_path, shard, None
-    accelerator = SimpleNamespace(device=torch.device("cpu"), unwrap_model=lambda module: module)
+    accelerator = SimpleNamespace(device=torch.device("cpu"), unwrap_model=lambda module, **_: module)
     run.trainer = SimpleNamespace(is_fsdp_enabled=False, model=shard, accelerator=accelerator)
     run.args = SimpleNamespace(world_size=2, bf16=False)
     assert run.evaluation_model() is shard  # DDP or one process: the trained module itself
