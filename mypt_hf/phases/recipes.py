@@ -69,15 +69,31 @@ def phase3a1_beta(run: PhaseRun) -> None:
     run.gate()
 
 
-def phase3a1_gamma(run: PhaseRun) -> None:
-    """3a-1γ: BPE-safe gibberish echo (35 %) + β echo (50 %) + α replay (15 %). Gate: A, B, C."""
+def _gamma_gibberish(run: PhaseRun):
     from ..data.echo import echo
 
     settings = run.group("echo")
-    gibberish = echo(gibberish="only", bpe_safe=True, seed=run.data.episode_seed, tokenizer=run.tokenizer,
-                     max_examples=settings.echo_max_examples, max_target_tokens=settings.echo_max_target_tokens,
-                     gibberish_words_en=settings.echo_gibberish_words_en,
-                     gibberish_letters=settings.echo_gibberish_letters)
+    return echo(gibberish="only", bpe_safe=True, seed=run.data.episode_seed, tokenizer=run.tokenizer,
+                max_examples=settings.echo_max_examples, max_target_tokens=settings.echo_max_target_tokens,
+                gibberish_words_en=settings.echo_gibberish_words_en, gibberish_letters=settings.echo_gibberish_letters)
+
+
+# The rows of γ's made-up-word echo that say "a question about a made-up word is not a copy request": anti-echo
+# questions and the contrast groups that echo the same word once and answer a question about it once.
+ANTI_ECHO_CATEGORIES = ("anti_echo_en", "anti_echo_de", "contrast_echo_prefix", "contrast_echo_quote",
+                        "contrast_anti_echo")
+
+
+def _gamma_anti_echo(run: PhaseRun):
+    gibberish = _gamma_gibberish(run)
+    return gibberish.filter(lambda row: row["_meta"]["category"] in ANTI_ECHO_CATEGORIES,
+                            desc="γ echo: anti-echo and contrast rows")
+
+
+def phase3a1_gamma(run: PhaseRun) -> None:
+    """3a-1γ: BPE-safe gibberish echo (35 %) + β echo (50 %) + α replay (15 %). Gate: A, B, C."""
+    settings = run.group("echo")
+    gibberish = _gamma_gibberish(run)
     echo_beta = _beta_echo(run)
     run.prepare_mix([MixPart("echo_gibberish", "echo gibberish", gibberish, 0.35, "gibberish=only, bpe_safe"),
                      MixPart("beta_replay", "echo (β replay)", echo_beta, 0.50, "gibberish=exclude"),
@@ -94,10 +110,12 @@ def phase3a2(run: PhaseRun) -> None:
     """3a-2: format lock full with math (70 %) + β echo (20 %) + α replay (10 %); optionally part of format lock's
     share as knowledge paraphrases (``knowledge_paraphrase_share``). Gate: A, B, C, D."""
     from ..data.format_lock import format_lock
+    from .settings import FORMAT_LOCK_FULL_SHARE_3A2
 
     full = format_lock(mode="full", math="include", seed=run.data.episode_seed)
     paraphrase_share = run.group("knowledge").knowledge_paraphrase_share
-    parts = [MixPart("format_lock_full", "format_lock full", full, 0.70 - paraphrase_share, "mode=full, math=include"),
+    parts = [MixPart("format_lock_full", "format_lock full", full, FORMAT_LOCK_FULL_SHARE_3A2 - paraphrase_share,
+                     "mode=full, math=include"),
              MixPart("beta_replay", "echo (β replay)", _beta_echo(run), 0.20, "gibberish=exclude"),
              MixPart("alpha_replay", "format_lock (α replay)", _alpha_episodes(run), 0.10,
                      "mode=minimal, math=exclude")]
@@ -124,7 +142,8 @@ def phase3a_operator(run: PhaseRun) -> None:
     settings = run.group("operator")
     shares = settings.replay_shares()  # each in [0, 1), their sum below 1: checked when the arguments are parsed
     data = operators(n_train=settings.operator_n_train, n_val=settings.operator_n_val,
-                     max_tokens=settings.operator_max_tokens, seed_train=run.data.episode_seed,
+                     max_tokens=settings.operator_max_tokens, word_dist=settings.operator_word_dist,
+                     seed_train=run.data.episode_seed,
                      novel_word_share=settings.operator_novel_word_share,
                      bracket_contrast=settings.operator_bracket_contrast, tokenizer=run.tokenizer)
     train = data["train"]
@@ -134,6 +153,8 @@ def phase3a_operator(run: PhaseRun) -> None:
         replays = {
             "alpha_replay": (lambda: _alpha_episodes(run), "α replay (format lock minimal)", "mode=minimal, math=exclude"),
             "echo_replay": (lambda: _beta_echo(run), "β echo replay", "gibberish=exclude"),
+            "anti_echo_replay": (lambda: _gamma_anti_echo(run), "γ anti-echo replay",
+                                 "made-up words: anti-echo questions and contrast groups"),
             "knowledge_replay": (lambda: format_lock(mode="full", math="include", seed=run.data.episode_seed),
                                  "3a-2 replay (format lock full)", "mode=full, math=include"),
             "paraphrase_replay": (lambda: knowledge_paraphrases(seed=run.data.episode_seed),

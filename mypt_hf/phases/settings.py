@@ -100,6 +100,9 @@ class OperatorArguments:
     operator_n_train: int = field(default=9000, metadata={"help": "Operator train episodes."})
     operator_n_val: int = field(default=1000, metadata={"help": "Operator validation episodes."})
     operator_max_tokens: int = field(default=12, metadata={"help": "Max payload tokens (operators)."})
+    operator_word_dist: str = field(
+        default="0.35,0.30,0.20,0.15", metadata={"help": "Shares of 1-, 2-, 3- and 4-word payloads (the original's "
+                                                       "distribution by default)."})
     operator_novel_word_share: float = field(
         default=0.0, metadata={"help": "Share of operator payloads made mostly of made-up words (0 = word pools only)."})
     operator_bracket_contrast: bool = field(
@@ -111,6 +114,10 @@ class OperatorArguments:
     operator_echo_replay_share: float = field(
         default=0.0, metadata={"help": "Share of β echo replay (echo, anti-echo and contrast rows) in the training "
                                        "mix, so the final model keeps B and C (0 = none, as the guide)."})
+    operator_anti_echo_replay_share: float = field(
+        default=0.0, metadata={"help": "Share of γ's made-up-word anti-echo questions and contrast groups in the "
+                                       "training mix, so quoted made-up payloads do not teach the final model to "
+                                       "echo a question about a made-up word (0 = none, as the guide)."})
     operator_knowledge_replay_share: float = field(
         default=0.0, metadata={"help": "Share of 3a-2's format lock full (facts, math) in the training mix, so the "
                                        "final model keeps D (0 = none, as the guide)."})
@@ -119,8 +126,14 @@ class OperatorArguments:
                                        "the training mix (0 = none, as the guide)."})
 
     def __post_init__(self) -> None:
-        names = ("operator_format_replay_share", "operator_echo_replay_share", "operator_knowledge_replay_share",
-                 "operator_paraphrase_replay_share")
+        from ..data.operators import parse_word_dist
+
+        try:
+            parse_word_dist(self.operator_word_dist, max_words=4)
+        except MyPTInputError as error:
+            raise MyPTInputError(error.message, field="operator_word_dist") from None
+        names = ("operator_format_replay_share", "operator_echo_replay_share", "operator_anti_echo_replay_share",
+                 "operator_knowledge_replay_share", "operator_paraphrase_replay_share")
         for name in names:
             _share(getattr(self, name), name)
         if sum(getattr(self, name) for name in names) >= 1.0:
@@ -131,9 +144,14 @@ class OperatorArguments:
     def replay_shares(self) -> Dict[str, float]:
         """The replayed sources of the operator mix and their output shares (zero shares left out)."""
         shares = {"alpha_replay": self.operator_format_replay_share, "echo_replay": self.operator_echo_replay_share,
+                  "anti_echo_replay": self.operator_anti_echo_replay_share,
                   "knowledge_replay": self.operator_knowledge_replay_share,
                   "paraphrase_replay": self.operator_paraphrase_replay_share}
         return {name: share for name, share in shares.items() if share}
+
+
+# Format lock full's share of the 3a-2 mix (the guide's 70 %); knowledge paraphrases are taken out of it.
+FORMAT_LOCK_FULL_SHARE_3A2 = 0.70
 
 
 @dataclass
@@ -146,9 +164,10 @@ class KnowledgeArguments:
 
     def __post_init__(self) -> None:
         _share(self.knowledge_paraphrase_share, "knowledge_paraphrase_share")
-        if self.knowledge_paraphrase_share >= 0.70:  # format lock full's share of the 3a-2 mix
-            raise MyPTInputError("knowledge_paraphrase_share is taken from format lock full's 70 % of the 3a-2 mix, "
-                                 f"so it must be below 0.7 (got {self.knowledge_paraphrase_share:g})",
+        if self.knowledge_paraphrase_share >= FORMAT_LOCK_FULL_SHARE_3A2:
+            raise MyPTInputError("knowledge_paraphrase_share is taken from format lock full's "
+                                 f"{FORMAT_LOCK_FULL_SHARE_3A2:.0%} of the 3a-2 mix, so it must be below "
+                                 f"{FORMAT_LOCK_FULL_SHARE_3A2:g} (got {self.knowledge_paraphrase_share:g})",
                                  field="knowledge_paraphrase_share")
 
 
