@@ -116,3 +116,15 @@ def test_run_on_a_saved_model_writes_report_card_and_summary_row(bad_input_fixtu
                "kept_skills": summary_row(report) | {"wall_s": 2.0}}
     text = format_summary(summary)
     assert "| kept skills (phase3a1_beta) | A, B, C |" in text and "kept skills FAIL" in text
+
+
+def test_the_reply_budget_fits_every_correct_held_out_reply_with_its_stop_tag():
+    from mypt_hf.evaluation.retention import reply_budget
+    from mypt_hf.tokenization_mypt import load_tokenizer
+
+    tokenizer = load_tokenizer("embedded")
+    items = kept_skill_items(kept_skill_buckets(ALL))
+    needed = max(len(tokenizer.encode(_perfect(item), add_special_tokens=False)) for item in items)
+    assert needed > 24  # the tiny operator gate's budget would cut the longest correct WRAP reply
+    assert reply_budget(tokenizer, items, 24) >= needed
+    assert reply_budget(tokenizer, items, 64) == 64  # never lowered

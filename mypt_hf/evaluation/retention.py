@@ -53,11 +53,25 @@ def kept_skills(model, tokenizer, buckets: Sequence[str], *, max_new_tokens: int
 
     wanted = kept_skill_buckets(buckets)
     items = kept_skill_items(wanted)
-    replies = generate_replies(model, tokenizer, [item.messages() for item in items], max_new_tokens=max_new_tokens,
+    budget = reply_budget(tokenizer, items, max_new_tokens)
+    replies = generate_replies(model, tokenizer, [item.messages() for item in items], max_new_tokens=budget,
                                batch_size=batch_size, progress=progress, progress_desc="kept skills")
     report = score_kept_skills(wanted, items, replies)
-    report["settings"]["max_new_tokens"] = max_new_tokens
+    report["settings"]["max_new_tokens"] = budget
+    if budget != max_new_tokens:
+        report["settings"]["max_new_tokens_note"] = (
+            f"raised from the final phase's {max_new_tokens} so the longest expected reply fits with its stop tag")
     return report
+
+
+def reply_budget(tokenizer, items: Sequence[EvalItem], max_new_tokens: int) -> int:
+    """``max_new_tokens``, raised where the longest expected reply of ``items`` needs more: its tokens, a closing
+    "." and the stop tag. A held-out payload can be longer in a small vocabulary's tokens than the final phase's
+    gate budget (a 4-word WRAP is 26 tokens with the embedded tokenizer, its gate reads 24); cut short, a correct
+    reply would be scored as one that runs away."""
+    longest = max((len(tokenizer.encode(item.reference, add_special_tokens=False)) for item in items
+                   if item.reference), default=0)
+    return max(max_new_tokens, longest + 2)
 
 
 def kept_skill_buckets(buckets: Sequence[str]) -> List[str]:
